@@ -1,0 +1,92 @@
+"""A loaded model plus the preprocessing its config describes: the one way the product classifies faces."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from .data.tensors import preprocess_batch, to_gray_array
+from .weights import ModelConfig, load_weights
+
+__all__ = ["Classifier", "load_classifier", "shipped_weights_folder", "SHIPPED_MODELS"]
+
+SHIPPED_MODELS = ("student", "teacher")
+_PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+def shipped_weights_folder(name: str) -> Path:
+    """Where the weights shipped with the package live (``core/pretrained/<name>``)."""
+    return _PRETRAINED_DIR / name
+
+
+def served_weights_folder(name: str) -> Path:
+    """The registry's current version when the app has promoted one, else the shipped default.
+
+    The registry (retrain/) publishes its served version as ``$TSNET_HOME/served/<name>``; core only
+    reads that path, so it keeps depending on nothing else of ours.
+    """
+    home = Path(os.environ.get("TSNET_HOME", "tsnet-data"))
+    served = home / "served" / name
+    if (served / "config.json").is_file():
+        return served
+    return shipped_weights_folder(name)
+
+
+class Classifier:
+    """Face-crop classifier: ``predict_crops`` takes PIL face crops of any size or mode."""
+
+    def __init__(self, model: nn.Module, config: ModelConfig, source: str = "") -> None:
+        self.model = model.eval()
+        self.config = config
+        self.source = source
+        self.labels: tuple[str, ...] = tuple(config.labels)
+
+    @property
+    def version(self) -> str:
+        return str(self.config.training.get("version", Path(self.source).name or "unknown"))
+
+    def crops_to_tensor(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        arrays = np.stack([to_gray_array(image) for image in images])
+        batch = torch.from_numpy(arrays)[:, None]
+        return preprocess_batch(batch, self.config.input_size, self.config.mean, self.config.std)
+
+    @torch.inference_mode()
+    def predict_logits(self, batch: torch.Tensor, flip_average: bool = False) -> torch.Tensor:
+        logits = self.model(batch)
+        if flip_average:
+            logits = (logits + self.model(torch.flip(batch, dims=[3]))) / 2
+        return logits
+
+    def predict_gray_batch(self, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Probabilities for uint8 grayscale faces (N, 1, H, W), e.g. a dataset held in memory."""
+        outputs = []
+        flip = bool(self.config.training.get("flip_tta", False))
+        for start in range(0, len(images), batch_size):
+            batch = preprocess_batch(images[start : start + batch_size], self.config.input_size, self.config.mean, self.config.std)
+            outputs.append(torch.softmax(self.predict_logits(batch, flip), dim=1))
+        if not outputs:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return torch.cat(outputs).numpy()
+
+    def predict_crops(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Probabilities of shape (N, len(labels)) for face crops, in ``labels`` order."""
+        if len(images) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        logits = self.predict_logits(self.crops_to_tensor(images), self.config.training.get("flip_tta", False))
+        return torch.softmax(logits, dim=1).numpy()
+
+
+def load_classifier(name_or_path: str | Path = "student") -> Classifier:
+    """``"student"`` / ``"teacher"`` (the served or shipped defaults) or a weights folder path."""
+    text = str(name_or_path)
+    folder = served_weights_folder(text) if text in SHIPPED_MODELS else Path(text)
+    if text in SHIPPED_MODELS and not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"no shipped {text!r} weights found at {folder}")
+    model, config = load_weights(folder)
+    return Classifier(model, config, source=str(folder))

@@ -1,0 +1,91 @@
+"""``tsnet train-teacher | train-student | distill | evaluate``: argument parsing over retrain.training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+from pathlib import Path
+
+from core.labels import resolve_labels
+
+from .training import TrainConfig, run_training
+
+__all__ = ["register"]
+
+_ARCHITECTURE = {"train-teacher": "eff_resnet18", "train-student": "shufflenet_v2", "distill": "shufflenet_v2"}
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    defaults = {f.name: f.default for f in fields(TrainConfig) if not callable(f.default_factory)}  # type: ignore[arg-type]
+    parser.add_argument("--data", required=True, help="training folder (FER+ layout or one subfolder per class)")
+    parser.add_argument("--val-data", help="validation folder, used for model selection (majority rule)")
+    parser.add_argument("--out", required=True, help="run folder: metrics.jsonl, last.pt, best/ weights")
+    parser.add_argument("--arch", default=_ARCHITECTURE[command], help="model name (default: %(default)s)")
+    parser.add_argument("--labels", help="label set name (paper7, ferplus8) or comma-separated classes")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    for name in (
+        "epochs", "batch_size", "lr", "momentum", "weight_decay", "plateau_patience", "plateau_factor",
+        "warmup_epochs", "input_size", "dropout", "seed", "threads", "max_train_samples", "label_smoothing",
+    ):
+        default = defaults[name]
+        kind = type(default) if default is not None else int
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, help="default: %(default)s")
+    parser.add_argument("--schedule", choices=("plateau", "cosine"), default=defaults["schedule"])
+    parser.add_argument("--stem", choices=("imagenet", "lowres"), default=defaults["stem"])
+    parser.add_argument("--target-mode", choices=("majority", "distribution"), default=defaults["target_mode"])
+    parser.add_argument("--flip-tta", action="store_true", help="average predictions with the mirrored face")
+    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    parser.add_argument("--full-precision", dest="half_weights", action="store_false", help="save float32 weights")
+    if command == "distill":
+        parser.add_argument("--teacher", required=True, help="teacher weights folder, or 'teacher' for the shipped one")
+        parser.add_argument("--temperature", "-T", type=float, default=defaults["temperature"])
+        parser.add_argument("--alpha", type=float, default=defaults["alpha"])
+        parser.add_argument("--teacher-cache", action="store_true", help="compute teacher logits once on clean faces")
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = TrainConfig(
+        architecture=args.arch,
+        train_data=args.data,
+        val_data=args.val_data,
+        out=args.out,
+        labels=list(resolve_labels(args.labels)),
+        **{
+            f.name: getattr(args, f.name)
+            for f in fields(TrainConfig)
+            if f.name not in ("architecture", "train_data", "val_data", "out", "labels") and hasattr(args, f.name)
+        },
+    )
+    best = run_training(config, resume=args.resume)
+    print(f"best weights: {best}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from core.classifier import load_classifier
+
+    from .evaluation import evaluate_classifier, format_report
+
+    report = evaluate_classifier(load_classifier(args.model), args.data)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    helps = {
+        "train-teacher": "train the EFF-ResNet18 teacher (paper recipe by default)",
+        "train-student": "train the ShuffleNetV2 student alone (the ablation baseline)",
+        "distill": "distill the student from a trained teacher with the Eq. 9 loss",
+    }
+    for command, text in helps.items():
+        parser = subparsers.add_parser(command, help=text, description=text)
+        _add_training_arguments(parser, command)
+        parser.set_defaults(handler=_run)
+    parser = subparsers.add_parser("evaluate", help="accuracy, precision, recall, AUC, per-class, params, FLOPs, speed")
+    parser.add_argument("--data", required=True, help="FER+-layout folder (majority rule) or an image folder")
+    parser.add_argument("--model", default="student", help="student, teacher or a weights folder (default: student)")
+    parser.add_argument("--json", help="also write the full report as JSON to this file")
+    parser.set_defaults(handler=_evaluate)

@@ -1,0 +1,35 @@
+"""``tsnet``: one command with subcommands; each package registers its own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from retrain import cli_training
+
+    parser = argparse.ArgumentParser(prog="tsnet", description="T-SNet Studio: fast, small facial expression recognition")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    cli_training.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"tsnet {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
