@@ -36,9 +36,7 @@ def classification_metrics(probs: np.ndarray, targets: np.ndarray, labels: Seque
     if len(present) >= 2:
         aucs = [roc_auc_score(targets == i, probs[:, i]) for i in present]
         auc = float(np.mean(aucs))
-    per_class = {
-        label: (float(matrix[i, i] / support[i]) if support[i] else None) for i, label in enumerate(labels)
-    }
+    per_class = {label: (float(matrix[i, i] / support[i]) if support[i] else None) for i, label in enumerate(labels)}
     return {
         "samples": int(len(targets)),
         "accuracy": float((predictions == targets).mean()) if len(targets) else 0.0,

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
@@ -39,7 +38,9 @@ class ModelConfig:
     format_version: int = 1
 
     def build_model(self) -> nn.Module:
-        return create_model(self.architecture, num_classes=len(self.labels), in_chans=self.in_chans, **self.model_kwargs)
+        return create_model(
+            self.architecture, num_classes=len(self.labels), in_chans=self.in_chans, **self.model_kwargs
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -86,7 +87,10 @@ def load_weights(folder: str | Path) -> tuple[nn.Module, ModelConfig]:
         raise FileNotFoundError(f"{folder} is not a weights folder (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
     config = read_config(folder)
     model = config.build_model()
-    state = {key: value.float() if value.is_floating_point() else value for key, value in load_file(folder / WEIGHTS_NAME).items()}
+    state = {
+        key: value.float() if value.is_floating_point() else value
+        for key, value in load_file(folder / WEIGHTS_NAME).items()
+    }
     model.load_state_dict(state)
     model.eval()
     return model, config

@@ -25,8 +25,20 @@ def _add_training_arguments(parser: argparse.ArgumentParser, command: str) -> No
     parser.add_argument("--labels", help="label set name (paper7, ferplus8) or comma-separated classes")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     for name in (
-        "epochs", "batch_size", "lr", "momentum", "weight_decay", "plateau_patience", "plateau_factor",
-        "warmup_epochs", "input_size", "dropout", "seed", "threads", "max_train_samples", "label_smoothing",
+        "epochs",
+        "batch_size",
+        "lr",
+        "momentum",
+        "weight_decay",
+        "plateau_patience",
+        "plateau_factor",
+        "warmup_epochs",
+        "input_size",
+        "dropout",
+        "seed",
+        "threads",
+        "max_train_samples",
+        "label_smoothing",
     ):
         default = defaults[name]
         kind = type(default) if default is not None else int

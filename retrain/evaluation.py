@@ -60,5 +60,3 @@ def format_report(report: dict) -> str:
     for label, row in zip(labels, np.asarray(report["confusion_matrix"])):
         lines.append(f"  {label:<{width}}" + " ".join(f"{int(v):>6}" for v in row))
     return "\n".join(lines)
-
-

@@ -34,6 +34,7 @@ __all__ = ["TrainConfig", "run_training", "Dataset", "load_dataset"]
 CHECKPOINT_NAME = "last.pt"
 BEST_DIR = "best"
 METRICS_LOG = "metrics.jsonl"
+INPUT_MEAN, INPUT_STD = 0.5, 0.5  # grayscale normalisation of the models trained here
 _QUIET = not sys.stderr.isatty()  # progress bars only on a terminal; logs get one line per epoch
 
 
@@ -70,6 +71,7 @@ class TrainConfig:
     channels_last: bool = True
     half_weights: bool = True
     label_smoothing: float = 0.0
+    augment: bool = True
 
 
 @dataclass
@@ -140,18 +142,11 @@ class _TeacherTargets:
         if self.cache is not None:
             return self.cache[indices]
         cfg = self.teacher.config
-        batch = student_batch * self.config_std + self.config_mean  # back to [0, 1]
+        batch = student_batch * INPUT_STD + INPUT_MEAN  # back to [0, 1], then the teacher's own normalisation
         if cfg.input_size != batch.shape[-1]:
-            batch = nn.functional.interpolate(batch, size=(cfg.input_size, cfg.input_size), mode="bilinear", align_corners=False)
+            size = (cfg.input_size, cfg.input_size)
+            batch = nn.functional.interpolate(batch, size=size, mode="bilinear", align_corners=False)
         return self.teacher.model((batch - cfg.mean) / cfg.std)
-
-    @property
-    def config_mean(self) -> float:
-        return 0.5
-
-    @property
-    def config_std(self) -> float:
-        return 0.5
 
 
 def _model_config(config: TrainConfig, extra: dict[str, Any]) -> ModelConfig:
@@ -162,6 +157,8 @@ def _model_config(config: TrainConfig, extra: dict[str, Any]) -> ModelConfig:
         labels=list(config.labels),
         input_size=config.input_size,
         in_chans=1,
+        mean=INPUT_MEAN,
+        std=INPUT_STD,
         model_kwargs={"stem": config.stem, "dropout": config.dropout},
         training=training,
     )
@@ -195,7 +192,10 @@ def run_training(config: TrainConfig, resume: bool = False, log=print) -> Path:
     started = time.time()
     train = load_dataset(config.train_data, config.labels, config.target_mode, config.max_train_samples, config.seed)
     val = load_dataset(config.val_data, config.labels, "majority") if config.val_data else None
-    log(f"loaded {len(train.images)} training and {len(val.images) if val else 0} validation faces in {time.time() - started:.1f}s")
+    log(
+        f"loaded {len(train.images)} training and {len(val.images) if val else 0} validation faces"
+        f" in {time.time() - started:.1f}s"
+    )
     if len(train.images) == 0:
         raise ValueError(f"no training images found in {config.train_data} for labels {config.labels}")
 
@@ -236,15 +236,24 @@ def run_training(config: TrainConfig, resume: bool = False, log=print) -> Path:
                 for group in optimizer.param_groups:
                     group["lr"] = lr
             indices = order[step * config.batch_size : (step + 1) * config.batch_size]
-            batch = augment_batch(train.images[indices], config.input_size, 0.5, 0.5, generator)
+            if config.augment:
+                batch = augment_batch(train.images[indices], config.input_size, INPUT_MEAN, INPUT_STD, generator)
+            else:
+                batch = preprocess_batch(train.images[indices], config.input_size, INPUT_MEAN, INPUT_STD)
             batch = batch.contiguous(memory_format=memory_format)
             batch_targets = targets[indices]
             if smoothing:
-                hard = batch_targets if batch_targets.dim() == 2 else nn.functional.one_hot(batch_targets, len(config.labels)).float()
+                hard = (
+                    batch_targets
+                    if batch_targets.dim() == 2
+                    else nn.functional.one_hot(batch_targets, len(config.labels)).float()
+                )
                 batch_targets = hard * (1 - smoothing) + smoothing / len(config.labels)
             logits = model(batch)
             if teacher is not None:
-                parts = distillation_loss(logits, teacher(indices, batch), batch_targets, config.temperature, config.alpha)
+                parts = distillation_loss(
+                    logits, teacher(indices, batch), batch_targets, config.temperature, config.alpha
+                )
             else:
                 parts = {"loss": hard_loss(logits, batch_targets)}
             optimizer.zero_grad(set_to_none=True)
@@ -302,5 +311,8 @@ def run_training(config: TrainConfig, resume: bool = False, log=print) -> Path:
         torch.save(state, run_dir / (CHECKPOINT_NAME + ".tmp"))
         os.replace(run_dir / (CHECKPOINT_NAME + ".tmp"), checkpoint_path)
     flops = count_flops(model, (1, 1, config.input_size, config.input_size))
-    log(f"done: best validation accuracy {best_accuracy:.4f}; {count_parameters(model)} parameters, {flops / 1e6:.1f} MFLOPs")
+    log(
+        f"done: best validation accuracy {best_accuracy:.4f}; {count_parameters(model)} parameters,"
+        f" {flops / 1e6:.1f} MFLOPs"
+    )
     return run_dir / BEST_DIR

@@ -36,5 +36,7 @@ def read_image_folder(folder: str | Path, labels: Sequence[str]) -> FerPlusSampl
         paths.extend(images)
         indices.extend([labels.index(name)] * len(images))
     label_indices = np.asarray(indices, dtype=np.int64)
-    soft = np.eye(len(labels), dtype=np.float32)[label_indices] if len(indices) else np.zeros((0, len(labels)), np.float32)
+    soft = (
+        np.eye(len(labels), dtype=np.float32)[label_indices] if len(indices) else np.zeros((0, len(labels)), np.float32)
+    )
     return FerPlusSamples(paths, label_indices, soft, labels, skipped)

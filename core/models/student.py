@@ -12,9 +12,7 @@ __all__ = ["shufflenet_v2"]
 
 
 @register_model("shufflenet_v2")
-def shufflenet_v2(
-    num_classes: int = 7, in_chans: int = 1, dropout: float = 0.5, stem: str = "imagenet"
-) -> nn.Module:
+def shufflenet_v2(num_classes: int = 7, in_chans: int = 1, dropout: float = 0.5, stem: str = "imagenet") -> nn.Module:
     """torchvision's ShuffleNetV2 x1.0 with a grayscale-capable first conv, dropout 0.5 and the label-set head."""
     check_stem(stem)
     model = shufflenet_v2_x1_0(weights=None, num_classes=num_classes)

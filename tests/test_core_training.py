@@ -1,0 +1,139 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from core import load_classifier
+from core.labels import PAPER_LABELS
+from retrain.training import TrainConfig, run_training
+from tests._core_fixtures import write_ferplus_folder
+
+LABELS = ("happy", "sad", "neutral")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    return write_ferplus_folder(root / "train", LABELS, per_class=40), write_ferplus_folder(
+        root / "val", LABELS, 6, seed=1
+    )
+
+
+def _config(tiny_data, out, **overrides) -> TrainConfig:
+    train, val = tiny_data
+    values = dict(
+        architecture="shufflenet_v2",
+        train_data=str(train),
+        val_data=str(val),
+        out=str(out),
+        labels=list(LABELS),
+        epochs=2,
+        batch_size=8,
+        lr=0.01,
+        input_size=32,
+        threads=1,
+        seed=3,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _log(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_epochs_lower_the_loss_and_write_a_loadable_weights_folder(tiny_data, tmp_path):
+    best = run_training(_config(tiny_data, tmp_path / "run", augment=False), log=lambda *_: None)
+    history = _log(tmp_path / "run")
+    assert len(history) == 2
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    classifier = load_classifier(best)
+    assert classifier.labels == LABELS
+    assert classifier.config.training["lr"] == 0.01
+
+
+def test_resume_continues_the_same_run(tiny_data, tmp_path):
+    straight = tmp_path / "straight"
+    run_training(_config(tiny_data, straight), log=lambda *_: None)
+    interrupted = tmp_path / "interrupted"
+    run_training(_config(tiny_data, interrupted, epochs=1), log=lambda *_: None)
+    run_training(_config(tiny_data, interrupted, epochs=2), resume=True, log=lambda *_: None)
+    a, b = _log(straight), _log(interrupted)
+    assert [r["epoch"] for r in b] == [1, 2]
+    assert b[1]["train_loss"] == pytest.approx(a[1]["train_loss"], rel=1e-4)
+    state_a = torch.load(straight / "last.pt", weights_only=False)["model"]
+    state_b = torch.load(interrupted / "last.pt", weights_only=False)["model"]
+    assert all(torch.allclose(state_a[k].float(), state_b[k].float(), atol=1e-5) for k in state_a)
+
+
+def test_existing_run_is_not_overwritten_without_resume(tiny_data, tmp_path):
+    run_training(_config(tiny_data, tmp_path / "run", epochs=1), log=lambda *_: None)
+    with pytest.raises(FileExistsError):
+        run_training(_config(tiny_data, tmp_path / "run", epochs=1), log=lambda *_: None)
+
+
+def test_distillation_from_a_teacher_with_cached_logits(tiny_data, tmp_path):
+    teacher = run_training(
+        _config(tiny_data, tmp_path / "teacher", architecture="eff_resnet18", epochs=1), log=lambda *_: None
+    )
+    for cache in (True, False):
+        out = tmp_path / f"student-{cache}"
+        run_training(
+            _config(tiny_data, out, teacher=str(teacher), teacher_cache=cache, temperature=6.0, alpha=0.4, epochs=1),
+            log=lambda *_: None,
+        )
+        record = _log(out)[0]
+        assert {"train_kd_loss", "train_task_loss"} <= set(record)
+        assert load_classifier(out / "best").config.training["teacher"] == str(teacher)
+
+
+def test_soft_targets_mode_trains(tiny_data, tmp_path):
+    run_training(_config(tiny_data, tmp_path / "soft", target_mode="distribution", epochs=1), log=lambda *_: None)
+    assert _log(tmp_path / "soft")[0]["train_loss"] > 0
+
+
+def test_cli_trains_and_evaluates(tiny_data, tmp_path):
+    train, val = tiny_data
+    out = tmp_path / "cli"
+    common = ["--data", str(train), "--val-data", str(val), "--out", str(out), "--labels", ",".join(LABELS)]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tsnet",
+            "train-student",
+            *common,
+            "--epochs",
+            "1",
+            "--input-size",
+            "32",
+            "--threads",
+            "1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tsnet",
+            "evaluate",
+            "--data",
+            str(val),
+            "--model",
+            str(out / "best"),
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert "accuracy" in result.stdout and "confusion matrix" in result.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["samples"] == 18 and report["params"] > 1e6 and report["flops"] > 0
+    assert set(report["per_class_accuracy"]) == set(LABELS)
+    assert PAPER_LABELS  # the default set is untouched by a custom run
