@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -137,3 +138,69 @@ def test_cli_trains_and_evaluates(tiny_data, tmp_path):
     assert report["samples"] == 18 and report["params"] > 1e6 and report["flops"] > 0
     assert set(report["per_class_accuracy"]) == set(LABELS)
     assert PAPER_LABELS  # the default set is untouched by a custom run
+
+
+def test_fine_tuning_starts_from_given_weights_and_refuses_mismatches(tiny_data, tmp_path):
+    first = run_training(_config(tiny_data, tmp_path / "a", augment=False), log=lambda *_: None)
+    tuned = run_training(
+        _config(tiny_data, tmp_path / "b", epochs=1, lr=0.0, init_from=str(first)), log=lambda *_: None
+    )
+    before, after = load_classifier(first).model.state_dict(), load_classifier(tuned).model.state_dict()
+    assert torch.allclose(before["fc.1.weight"], after["fc.1.weight"], atol=1e-3)  # lr 0 keeps the start weights
+    with pytest.raises(ValueError, match="init-from"):
+        run_training(
+            _config(tiny_data, tmp_path / "c", architecture="resnet18", init_from=str(first)), log=lambda *_: None
+        )
+
+
+def test_should_stop_cancels_between_batches_and_keeps_earlier_checkpoint(tiny_data, tmp_path):
+    from retrain.training import TrainingCancelled
+
+    calls = []
+    out = tmp_path / "cancel"
+
+    def stop_in_second_epoch():
+        calls.append(1)
+        return len(calls) > 16  # 15 steps per epoch
+
+    with pytest.raises(TrainingCancelled):
+        run_training(_config(tiny_data, out), log=lambda *_: None, should_stop=stop_in_second_epoch)
+    assert [r["epoch"] for r in _log(out)] == [1]
+    run_training(_config(tiny_data, out), resume=True, log=lambda *_: None)
+    assert [r["epoch"] for r in _log(out)] == [1, 2]
+
+
+def test_distributed_run_with_two_cpu_processes(tiny_data, tmp_path):
+    train, val = tiny_data
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "tsnet",
+        "train-student",
+        "--data",
+        str(train),
+        "--val-data",
+        str(val),
+        "--out",
+        str(out),
+        "--labels",
+        ",".join(LABELS),
+        "--epochs",
+        "1",
+        "--input-size",
+        "32",
+        "--batch-size",
+        "16",
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(_log(out)) == 1  # one writer
+    assert load_classifier(out / "best").labels == LABELS

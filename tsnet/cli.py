@@ -10,11 +10,17 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core import cli as core_cli
+    from labeling import cli as labeling_cli
     from retrain import cli_training
 
-    parser = argparse.ArgumentParser(prog="tsnet", description="T-SNet Studio: fast, small facial expression recognition")
+    parser = argparse.ArgumentParser(
+        prog="tsnet", description="T-SNet Studio: fast, small facial expression recognition"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     cli_training.register(subparsers)
+    core_cli.register(subparsers)
+    labeling_cli.register(subparsers)
     return parser
 
 

@@ -1,0 +1,201 @@
+"""``tsnet bench``: where the time goes, stage by stage, on photos built from ``skimage.data.astronaut()``.
+
+Figures only (no pass/fail): p50/p95 milliseconds per stage for a 640x480 and a 1920x1080 photo,
+per-crop classification for each backend at batch 1 and batched, and webcam-stream frames per second.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = ["run_bench", "format_report", "bench_photo", "load_faces"]
+
+PHOTO_SIZES = ((640, 480), (1920, 1080))
+
+
+def bench_photo(size: tuple[int, int]) -> Image.Image:
+    """The astronaut resized to the photo's height and centred on a grey canvas of ``size``."""
+    from skimage import data
+
+    width, height = size
+    face = Image.fromarray(data.astronaut()).resize((height, height), Image.BILINEAR)
+    canvas = Image.new("RGB", size, (128, 128, 128))
+    canvas.paste(face, ((width - height) // 2, 0))
+    return canvas
+
+
+def _timings(run: Callable[[], Any], repeats: int, warmup: int = 3) -> dict[str, float]:
+    for _ in range(warmup):
+        run()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - start) * 1000)
+    return {
+        "p50_ms": round(float(np.percentile(samples, 50)), 4),
+        "p95_ms": round(float(np.percentile(samples, 95)), 4),
+    }
+
+
+def load_faces(folder: str | Path, labels: tuple[str, ...], limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 faces (N, 1, 48, 48) and label indices from a FER+ split or a class-per-folder tree."""
+    from .data import load_gray_images, read_labelled_folder
+
+    samples = read_labelled_folder(folder, labels)
+    count = len(samples) if limit is None else min(limit, len(samples))
+    faces = load_gray_images(samples.paths[:count], workers=2).numpy()
+    return faces, samples.label_indices[:count]
+
+
+def _photo_stages(classifier: Any, fast: Any, size: tuple[int, int], repeats: int) -> dict[str, Any]:
+    from .images import open_image, to_rgb
+
+    detector = fast.face_detector
+    photo = bench_photo(size)
+    encoded = io.BytesIO()
+    photo.save(encoded, format="JPEG", quality=90)
+    data = encoded.getvalue()
+    pixels = np.asarray(to_rgb(open_image(data)))
+    gray = np.asarray(Image.fromarray(pixels).convert("L"))
+    boxes = detector.find_boxes(gray)
+    stages: dict[str, Any] = {"faces": len(boxes), "decode": _timings(lambda: open_image(data), repeats)}
+    stages["detect"] = _timings(lambda: detector.find_boxes(np.asarray(Image.fromarray(pixels).convert("L"))), repeats)
+    if boxes:
+        box, score = boxes[0]
+        shape = detector.landmarks(gray, box)
+        face = detector.align(pixels, shape, box, score)
+        stages["landmarks"] = _timings(lambda: detector.landmarks(gray, box), repeats)
+        stages["align"] = _timings(lambda: detector.align(pixels, shape, box, score), repeats)
+        stages["classify"] = _timings(lambda: fast.predict_crops([face.aligned_crop]), repeats)
+        stages["gradcam"] = _timings(lambda: classifier.gradcam.explain_face(face, photo.size), max(5, repeats // 3))
+    stages["end_to_end_without_gradcam"] = _timings(lambda: fast.predict_image(open_image(data)), repeats)
+    return stages
+
+
+def _crop_classification(classifiers: dict[str, Any], face_crop: Image.Image, repeats: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    gray = np.asarray(face_crop.convert("L").resize((48, 48), Image.BILINEAR))[None]
+    batch32 = np.repeat(gray, 32, axis=0)
+    for name, classifier in classifiers.items():
+        entry: dict[str, Any] = {
+            "batch1_crop": _timings(lambda c=classifier: c.predict_crops([face_crop]), repeats * 10)
+        }
+        if hasattr(classifier, "run"):
+            ready = classifier._preprocess(gray)
+            entry["batch1_model_only"] = _timings(lambda c=classifier, x=ready: c.run(x), repeats * 10)
+            entry["batch1_gray_array"] = _timings(lambda c=classifier: c.predict_gray_arrays(gray), repeats * 10)
+            per_batch = _timings(lambda c=classifier: c.predict_gray_arrays(batch32), repeats)
+        else:
+            tensor = torch.from_numpy(batch32)[:, None]
+            per_batch = _timings(lambda c=classifier, t=tensor: c.predict_gray_batch(t), repeats)
+        entry["batch32_per_crop_ms"] = round(per_batch["p50_ms"] / 32, 4)
+        results[name] = entry
+    return results
+
+
+def _webcam_fps(fast: Any, frames: int = 150) -> dict[str, Any]:
+    from .faces import FaceStream
+
+    base = np.asarray(bench_photo((640, 480)))
+    stream = FaceStream(fast)
+    shifts = [int(8 * np.sin(i / 10)) for i in range(frames)]
+    video = [np.roll(base, shift, axis=1) for shift in shifts]  # a gently swaying head
+    stream.process(video[0])
+    start = time.perf_counter()
+    found = sum(len(stream.process(frame)) for frame in video)
+    elapsed = time.perf_counter() - start
+    return {
+        "frame": "640x480",
+        "detect_every": stream.detect_every,
+        "fps": round(frames / elapsed, 1),
+        "faces_per_frame": round(found / frames, 2),
+    }
+
+
+def _accuracy(classifiers: dict[str, Any], folder: str | Path) -> dict[str, Any]:
+    faces, truth = load_faces(folder, next(iter(classifiers.values())).labels)
+    report: dict[str, Any] = {"data": str(folder), "samples": int(len(truth))}
+    for name, classifier in classifiers.items():
+        if hasattr(classifier, "predict_gray_arrays"):
+            probabilities = np.concatenate(
+                [classifier.predict_gray_arrays(chunk[:, 0]) for chunk in np.array_split(faces, 64)]
+            )
+        else:
+            probabilities = classifier.predict_gray_batch(torch.from_numpy(faces))
+        report[f"{name}_accuracy"] = round(float((probabilities.argmax(axis=1) == truth).mean()), 4)
+    return report
+
+
+def _calibration_faces(classifier: Any, accuracy_data: str | Path | None) -> tuple[np.ndarray, str]:
+    """int8 calibration faces: FER+ training crops beside the accuracy split, else astronaut crops (speed only)."""
+    if accuracy_data is not None:
+        train = Path(accuracy_data).parent / "FER2013Train"
+        if train.is_dir():
+            return load_faces(train, classifier.labels, limit=512)[0], str(train)
+    photo = bench_photo((640, 480))
+    crop = classifier.face_detector.detect(photo)[0].aligned_crop.convert("L")
+    rng = np.random.default_rng(0)
+    faces = [np.asarray(crop.rotate(float(rng.uniform(-10, 10))).resize((48, 48))) for _ in range(64)]
+    return np.stack(faces)[:, None], "astronaut crops (accuracy not meaningful)"
+
+
+def run_bench(model: str = "student", repeats: int = 30, accuracy_data: str | Path | None = None) -> dict[str, Any]:
+    """All figures as a dict (what ``tsnet bench --json`` prints)."""
+    from .classifier import load_classifier
+    from .onnx_backend import OnnxClassifier
+
+    torch.set_num_threads(1)
+    classifier = load_classifier(model)
+    onnx_fp32 = OnnxClassifier.from_classifier(classifier)
+    calibration, calibration_source = _calibration_faces(classifier, accuracy_data)
+    onnx_int8 = OnnxClassifier.from_classifier(classifier, calibration=calibration)
+    backends = {"torch": classifier, "onnx_fp32": onnx_fp32, "onnx_int8": onnx_int8}
+    report: dict[str, Any] = {
+        "model": classifier.source,
+        "architecture": classifier.config.architecture,
+        "pipeline_backend": "onnx_int8",
+        "int8_calibration": calibration_source,
+        "torch_threads": torch.get_num_threads(),
+        "photos": {f"{w}x{h}": _photo_stages(classifier, onnx_int8, (w, h), repeats) for w, h in PHOTO_SIZES},
+    }
+    crop = onnx_int8.face_detector.detect(bench_photo((640, 480)))[0].aligned_crop
+    report["crop_classification"] = _crop_classification(backends, crop, repeats)
+    report["webcam"] = _webcam_fps(onnx_int8)
+    if accuracy_data is not None:
+        report["accuracy"] = _accuracy(backends, accuracy_data)
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Human-readable table of :func:`run_bench`'s figures."""
+    lines = [f"model {report['model']} ({report['architecture']}); photos classified with {report['pipeline_backend']}"]
+    for photo, stages in report["photos"].items():
+        lines.append(f"photo {photo}: {stages['faces']} face(s)")
+        for stage, figures in stages.items():
+            if isinstance(figures, dict):
+                lines.append(f"  {stage:<28} p50 {figures['p50_ms']:8.3f} ms   p95 {figures['p95_ms']:8.3f} ms")
+    lines.append("one face crop, per backend:")
+    for backend, entry in report["crop_classification"].items():
+        for what, figures in entry.items():
+            if isinstance(figures, dict):
+                lines.append(
+                    f"  {backend:<10} {what:<20} p50 {figures['p50_ms']:8.4f} ms   p95 {figures['p95_ms']:8.4f} ms"
+                )
+        lines.append(f"  {backend:<10} {'batch 32, per crop':<20} {entry['batch32_per_crop_ms']:8.4f} ms")
+    webcam = report["webcam"]
+    lines.append(f"webcam {webcam['frame']} stream (detect every {webcam['detect_every']} frames): {webcam['fps']} fps")
+    if "accuracy" in report:
+        accuracy = report["accuracy"]
+        figures = ", ".join(f"{key} {value}" for key, value in accuracy.items() if key.endswith("accuracy"))
+        lines.append(f"accuracy on {accuracy['data']} ({accuracy['samples']} faces): {figures}")
+    lines.append(f"int8 calibration: {report['int8_calibration']}")
+    return "\n".join(lines)

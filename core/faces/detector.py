@@ -1,0 +1,194 @@
+"""Find faces in a photo and cut aligned crops framed like FER+ (dlib HOG detector + 5-point landmarks).
+
+Boxes, landmarks and the crop-to-photo mapping are in the pixels of the upright photo (EXIF
+orientation applied), so a caller can draw them on the image it shows.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..images import to_rgb
+
+__all__ = [
+    "ALIGNED_CROP_SIZE",
+    "ALIGNMENT_PADDING",
+    "ALIGNMENT_SHIFT_UP",
+    "DETECTION_THRESHOLD",
+    "FERPLUS_KEY_POINTS",
+    "Face",
+    "FaceDetector",
+    "chip_affine",
+    "landmark_model_path",
+    "load_dlib_models",
+]
+
+LANDMARK_MODEL_NAME = "shape_predictor_5_face_landmarks.dat"
+
+# Calibration (``python -m core.faces.calibration``: 400 FER2013Train crops upscaled 4x, 318 with a detected
+# face). Median key points [x, y] as fractions of the crop side -- image-left eye, image-right eye (corner
+# midpoints), nose base:
+#   FER+ crops            (0.3125, 0.3984) (0.6823, 0.3984) (0.5000, 0.6667); eye distance 0.3698
+#   dlib chip, padding 0  (0.2232, 0.2201) (0.7563, 0.2208) (0.4900, 0.6254); eye distance 0.5331
+# Padding (0.5331 / 0.3698 - 1) / 2 = 0.221 matches the scale, leaving the chip's points at (0.308, 0.306)
+# (0.678, 0.306) (0.493, 0.587): FER+ frames faces 0.088 of the side (4 px of 48) lower, so the chip
+# window is also moved up by that much. Residual after both: under 0.01 (0.5 px of 48) on every point.
+FERPLUS_KEY_POINTS = ((0.3125, 0.3984), (0.6823, 0.3984), (0.5000, 0.6667))
+ALIGNMENT_PADDING = 0.221
+ALIGNMENT_SHIFT_UP = 0.088
+ALIGNED_CROP_SIZE = 96  # 2x FER+'s 48 px: the classifier reduces it to 48 like FER+'s own downsampling
+
+# HOG/SVM margin: dlib returns boxes down to this score; below ~0.2 most boxes are false positives.
+DETECTION_THRESHOLD = 0.2
+DETECT_MAX_SIDE = 1280  # larger photos are downscaled for detection; HOG needs faces of ~80 px at that scale
+DETECT_UPSAMPLE_BELOW = 400  # smaller photos are upsampled once so faces of ~40 px are found
+
+
+def landmark_model_path() -> Path:
+    """The 5-point model shipped in the ``face-recognition-models`` wheel, found without importing it."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the face-recognition-models package is not installed (pip install face-recognition-models)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / LANDMARK_MODEL_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{LANDMARK_MODEL_NAME} not found at {path}")
+    return path
+
+
+@lru_cache(maxsize=1)
+def load_dlib_models() -> tuple[Any, Any]:
+    """dlib's HOG frontal face detector and the 5-point shape predictor, loaded once per process."""
+    import dlib
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(landmark_model_path()))
+
+
+def ferplus_chip_details(shape: Any, size: int, padding: float, shift_up: float) -> Any:
+    """dlib's face-chip window for ``shape``, moved up by ``shift_up`` of its side (along the face's own axis)."""
+    import dlib
+
+    details = dlib.get_face_chip_details(shape, size=size, padding=padding)
+    if not shift_up:
+        return details
+    rect = details.rect
+    height = rect.bottom() - rect.top()
+    cos, sin = np.cos(details.angle), np.sin(details.angle)
+    dx, dy = -sin * -shift_up * height, cos * -shift_up * height  # rotate (0, -shift) into the photo
+    moved = dlib.drectangle(rect.left() + dx, rect.top() + dy, rect.right() + dx, rect.bottom() + dy)
+    return dlib.chip_details(moved, dlib.chip_dims(details.rows, details.cols), details.angle)
+
+
+def chip_affine(details: Any) -> np.ndarray:
+    """2x3 matrix mapping aligned-crop pixel (u, v, 1) to photo pixel, from a ``dlib.chip_details``."""
+    rect = details.rect
+    centre = np.array([(rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2])
+    cos, sin = np.cos(details.angle), np.sin(details.angle)
+    rotation = np.array([[cos, -sin], [sin, cos]])
+    corners = [(rect.left(), rect.top()), (rect.right(), rect.top()), (rect.right(), rect.bottom())]
+    photo = np.stack([rotation @ (np.asarray(corner) - centre) + centre for corner in corners])
+    last = details.cols - 1
+    chip = np.array([[0, 0, 1], [last, 0, 1], [last, details.rows - 1, 1]], dtype=np.float64)
+    return np.linalg.solve(chip, photo).T
+
+
+@dataclass
+class Face:
+    """One detected face; ``probs``/``label`` are filled in by a classifier."""
+
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in photo pixels
+    score: float  # detector margin; higher is more certainly a face
+    landmarks: tuple[tuple[float, float], ...]  # dlib's 5 points in photo pixels
+    aligned_crop: Image.Image  # ALIGNED_CROP_SIZE square, rotated upright, framed like FER+
+    crop_to_image: np.ndarray = field(repr=False)  # 2x3 affine: aligned-crop pixel -> photo pixel
+    probs: dict[str, float] = field(default_factory=dict)
+    label: str | None = None
+
+    def with_probs(self, labels: tuple[str, ...] | list[str], probabilities: np.ndarray) -> Face:
+        probs = {name: float(p) for name, p in zip(labels, probabilities)}
+        return replace(self, probs=probs, label=max(probs, key=probs.__getitem__) if probs else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no image): the fields ``tsnet predict --json`` prints, plus score and landmarks."""
+        return {
+            "box": [round(v, 1) for v in self.box],
+            "label": self.label,
+            "probs": {name: round(p, 6) for name, p in self.probs.items()},
+            "score": round(self.score, 4),
+            "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks],
+        }
+
+
+class FaceDetector:
+    """HOG face detection on a resized copy, 5-point landmarks and aligned crops at full resolution."""
+
+    def __init__(
+        self,
+        threshold: float = DETECTION_THRESHOLD,
+        max_side: int = DETECT_MAX_SIDE,
+        upsample_below: int = DETECT_UPSAMPLE_BELOW,
+        crop_size: int = ALIGNED_CROP_SIZE,
+        padding: float = ALIGNMENT_PADDING,
+        shift_up: float = ALIGNMENT_SHIFT_UP,
+    ) -> None:
+        self.threshold = threshold
+        self.max_side = max_side
+        self.upsample_below = upsample_below
+        self.crop_size = crop_size
+        self.padding = padding
+        self.shift_up = shift_up
+        self._detector, self._predictor = load_dlib_models()
+
+    def find_boxes(self, gray: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+        """Confident face boxes (photo pixels) with scores, best first, for a uint8 grayscale array."""
+        height, width = gray.shape
+        scale = min(1.0, self.max_side / max(height, width))
+        small = gray
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            small = np.asarray(Image.fromarray(gray).resize(size, Image.BILINEAR, reducing_gap=2.0))
+        upsample = 1 if max(small.shape) < self.upsample_below else 0
+        rects, scores, _ = self._detector.run(small, upsample, self.threshold)
+        found = []
+        for rect, score in sorted(zip(rects, scores), key=lambda pair: -pair[1]):
+            box = (rect.left() / scale, rect.top() / scale, (rect.right() + 1) / scale, (rect.bottom() + 1) / scale)
+            found.append((box, float(score)))
+        return found
+
+    def landmarks(self, gray: np.ndarray, box: tuple[float, float, float, float]) -> Any:
+        """dlib ``full_object_detection`` with the 5 points for a face box."""
+        import dlib
+
+        x0, y0, x1, y1 = (round(v) for v in box)
+        return self._predictor(gray, dlib.rectangle(x0, y0, x1 - 1, y1 - 1))
+
+    def align(self, pixels: np.ndarray, shape: Any, box: tuple[float, float, float, float], score: float) -> Face:
+        """Cut the aligned crop for one landmark set and bundle everything into a :class:`Face`."""
+        import dlib
+
+        details = ferplus_chip_details(shape, self.crop_size, self.padding, self.shift_up)
+        crop = dlib.extract_image_chip(pixels, details)
+        points = tuple((float(shape.part(i).x), float(shape.part(i).y)) for i in range(shape.num_parts))
+        return Face(box, score, points, Image.fromarray(crop), chip_affine(details))
+
+    def detect_array(self, pixels: np.ndarray, gray: np.ndarray | None = None) -> list[Face]:
+        """Faces in an RGB (H, W, 3) or grayscale (H, W) uint8 array."""
+        pixels = np.ascontiguousarray(pixels)
+        if gray is None:
+            gray = pixels if pixels.ndim == 2 else np.asarray(Image.fromarray(pixels).convert("L"))
+        faces = []
+        for box, score in self.find_boxes(gray):
+            faces.append(self.align(pixels, self.landmarks(gray, box), box, score))
+        return faces
+
+    def detect(self, image: Image.Image) -> list[Face]:
+        """Faces in a PIL image of any mode, after applying its EXIF orientation."""
+        return self.detect_array(np.asarray(to_rgb(image)))

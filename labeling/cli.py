@@ -1,0 +1,145 @@
+"""``tsnet label import | stats | export | bench``: the annotation store from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .store import AnnotationStore
+
+__all__ = ["register", "default_db_path"]
+
+
+def default_db_path() -> Path:
+    """The app's annotation database: ``$TSNET_HOME/annotations.db`` (``./tsnet-data`` by default)."""
+    return Path(os.environ.get("TSNET_HOME", "tsnet-data")) / "annotations.db"
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", type=Path, help="annotation database (default: $TSNET_HOME/annotations.db)")
+
+
+def _open(args: argparse.Namespace) -> AnnotationStore:
+    return AnnotationStore(args.db or default_db_path())
+
+
+def _import(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        report = store.import_paths(args.paths, labels_from_folders=args.labels_from_folders, annotator=args.annotator)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(
+            f"added {report.added}, already present {report.already_present}, label events {report.label_events}, "
+            f"skipped {len(report.skipped)} ({report.images_per_second:.1f} images/s)"
+        )
+        for note in report.notes:
+            print(f"note: {note}")
+    for source, reason in report.skipped:
+        print(f"skipped {source}: {reason}", file=sys.stderr)
+    return 1 if report.skipped else 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        stats = store.stats()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    labels = stats["labels"]
+    print(f"{stats['images']} images, {stats['labelled']} labelled, {stats['label_events']} label events")
+    print(f"{'':<12}" + "".join(f"{name:>10}" for name in labels) + f"{'total':>10}")
+    for split, row in stats["counts"].items():
+        print(f"{split:<12}" + "".join(f"{row[name]:>10}" for name in labels) + f"{sum(row.values()):>10}")
+    for name, activity in stats["annotators"].items():
+        print(
+            f"annotator {name}: {activity['events']} events ({activity['undone']} undone)"
+            f" on {activity['images']} images"
+        )
+    agreement = stats["agreement"]
+    if agreement["images_with_several_annotators"]:
+        print(f"agreement: {agreement['unanimous_rate']:.1%} unanimous, {agreement['pairwise_agreement']:.1%} pairwise")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        if args.push:
+            url = store.push_dataset(args.push, token=args.token, endpoint=args.endpoint, private=args.private or None)
+            print(f"pushed to {url}")
+        elif args.format == "folder":
+            print(f"wrote {store.export_folder(args.to, image=args.image)}")
+        else:
+            dataset = store.export_dataset(image=args.image)
+            dataset.save_to_disk(str(args.to))
+            print(f"saved {', '.join(f'{s}: {len(d)}' for s, d in dataset.items())} to {args.to}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .bench import bench_import, label_concurrently
+
+    results = {}
+    if args.workers:
+        with tempfile.TemporaryDirectory() as temporary:
+            results["concurrency"] = label_concurrently(Path(temporary) / "bench.db", args.workers, args.events)
+            results["concurrency"].pop("per_worker")
+    if args.images:
+        results["import"] = bench_import(args.images)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``label`` and its subcommands to the ``tsnet`` parser."""
+    label = subparsers.add_parser(
+        "label",
+        help="annotation store: import, stats, export",
+        description="The annotation store: import images, see label statistics, export datasets.",
+    )
+    label.set_defaults(handler=lambda _args: label.print_help() or 2)
+    commands = label.add_subparsers(dest="label_command", metavar="SUBCOMMAND")
+
+    importer = commands.add_parser("import", help="add images (files, folders, zips, FER+ folders); idempotent")
+    importer.add_argument(
+        "paths", nargs="+", metavar="PATH", help="image files, folders, .zip archives or FER+ folders"
+    )
+    _add_db(importer)
+    importer.add_argument(
+        "--labels-from-folders", action="store_true", help="label each image by its top subfolder name"
+    )
+    importer.add_argument(
+        "--annotator", default="import", help="who the imported labels are from (default: %(default)s)"
+    )
+    importer.add_argument("--json", action="store_true", help="print the import report as JSON")
+    importer.set_defaults(handler=_import)
+
+    stats = commands.add_parser("stats", help="counts per class and split, per annotator, agreement")
+    _add_db(stats)
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.set_defaults(handler=_stats)
+
+    export = commands.add_parser("export", help="Hugging Face DatasetDict to disk or the Hub, or an image folder")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", type=Path, metavar="DIR", help="write here (datasets.save_to_disk, or see --format)")
+    target.add_argument(
+        "--push", metavar="REPO", help="push to this Hub dataset repo (endpoint: --endpoint or HF_ENDPOINT)"
+    )
+    _add_db(export)
+    export.add_argument("--format", choices=("hf", "folder"), default="hf", help="--to layout (default: %(default)s)")
+    export.add_argument("--image", choices=("crop", "original"), default="crop", help="which image to export")
+    export.add_argument("--token", help="Hub token (default: the logged-in token or HF_TOKEN)")
+    export.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
+    export.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    export.set_defaults(handler=_export)
+
+    bench = commands.add_parser("bench", help="measure import speed and concurrent labelling throughput")
+    bench.add_argument("--images", type=int, default=1000, help="generated photos to import (0 to skip)")
+    bench.add_argument("--workers", type=int, default=8, help="labelling processes (0 to skip)")
+    bench.add_argument("--events", type=int, default=250, help="labels per process")
+    bench.set_defaults(handler=_bench)

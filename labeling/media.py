@@ -1,0 +1,118 @@
+"""The content-addressed media folder beside the database: originals by SHA-256, and face crops.
+
+Paths come only from the hash (``originals/ab/abcdef....jpg``), never from a user's file name, so
+odd names, duplicates and path tricks cannot reach the file system. Files are written to a temporary
+name, flushed to disk and renamed into place before any row points at them: a crash can leave an
+unreferenced file (harmless, reused by the next import), never a row without its file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from core.data import to_gray_array
+
+__all__ = ["FaceDetector", "DecodedImage", "MediaFolder", "content_id", "decode_image", "find_faces"]
+
+# ``detect_faces(image) -> [(box, aligned_crop), ...]``; box is (left, top, right, bottom) in pixels.
+FaceDetector = Callable[[Image.Image], Sequence[tuple[Sequence[float], Image.Image]]]
+
+_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}
+
+
+def content_id(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    image: Image.Image  # upright (EXIF orientation applied), fully decoded
+    media_type: str
+    width: int
+    height: int
+
+
+def decode_image(data: bytes) -> DecodedImage:
+    """Fully decode ``data``; raises on anything that is not a complete image PIL can read."""
+    with Image.open(io.BytesIO(data)) as probe:
+        probe.verify()  # catches corrupt structure before we spend time decoding
+    image = Image.open(io.BytesIO(data))
+    media_type = image.format or "unknown"
+    image.load()  # catches truncated data that verify() lets through
+    image = ImageOps.exif_transpose(image)
+    return DecodedImage(image, media_type, image.width, image.height)
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[float, float, float, float] | None  # None: no detector, the whole image is the crop
+    crop: np.ndarray  # uint8 48x48 grayscale, the training/inference input
+
+
+def find_faces(image: Image.Image, detect_faces: FaceDetector | None) -> list[Face]:
+    """Faces largest first (index 0 is the face an image label refers to); whole image without a detector."""
+    if detect_faces is None:
+        return [Face(None, to_gray_array(image))]
+    found = [(tuple(float(v) for v in box), crop) for box, crop in detect_faces(image)]
+    found.sort(key=lambda item: -(item[0][2] - item[0][0]) * (item[0][3] - item[0][1]))
+    return [Face(box, to_gray_array(crop)) for box, crop in found]  # type: ignore[arg-type]
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class MediaFolder:
+    """Where bytes live: ``originals/`` and ``crops/``, both sharded by the first two hex digits."""
+
+    def __init__(self, root: Path, durable: bool = True) -> None:
+        self.root = root
+        self.durable = durable
+
+    def original_path(self, image_id: str, media_type: str) -> str:
+        return f"originals/{image_id[:2]}/{image_id}{_EXTENSIONS.get(media_type, '.bin')}"
+
+    def crop_path(self, image_id: str, face_index: int) -> str:
+        return f"crops/{image_id[:2]}/{image_id}-{face_index}.png"
+
+    def resolve(self, relative: str) -> Path:
+        return self.root / relative
+
+    def write_original(self, image_id: str, media_type: str, data: bytes) -> str:
+        relative = self.original_path(image_id, media_type)
+        self._write_once(self.resolve(relative), data)
+        return relative
+
+    def write_crop(self, image_id: str, face_index: int, crop: np.ndarray) -> str:
+        relative = self.crop_path(image_id, face_index)
+        self._write_once(self.resolve(relative), _png_bytes(crop))
+        return relative
+
+    def _write_once(self, path: Path, data: bytes) -> None:
+        """Atomic and idempotent: same address, same bytes, so an existing file is already right."""
+        if path.is_file() and path.stat().st_size == len(data):
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+                if self.durable:
+                    out.flush()
+                    os.fsync(out.fileno())
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise

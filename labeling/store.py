@@ -1,0 +1,404 @@
+"""AnnotationStore: images, label history, splits and predictions in one SQLite file plus a media folder."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from core.labels import default_labels, normalise_label
+
+from ._db import connect, retrying, write_transaction
+from ._schema import migrate
+from .media import Face, FaceDetector, MediaFolder, content_id, decode_image, find_faces
+from .records import FaceRecord, ImageRecord, LabelEvent, Sample
+from .splits import SPLITS, choose_split
+from .votes import Tally, Vote, tally
+
+__all__ = ["AnnotationStore", "UnknownImageError", "LabelNotInSetError"]
+
+
+class UnknownImageError(ValueError):
+    """No image with that id is in the store."""
+
+
+class LabelNotInSetError(ValueError):
+    """A label outside the store's label set."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+class AnnotationStore:
+    """One annotation database: ``AnnotationStore(path, labels=None)``; see ``labeling`` for the tour.
+
+    Safe to share between threads (one connection behind a lock) and between processes (WAL, immediate
+    write transactions, retry on SQLITE_BUSY). ``labels=None`` uses the set recorded when the database
+    was created (``core.labels.default_labels()`` for a new one), so a later ``TSNET_LABELS`` change
+    cannot silently reorder class indices.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        labels: Sequence[str] | None = None,
+        detect_faces: FaceDetector | None = None,
+        classifier: Any = None,
+        teacher: Any = None,
+        media_dir: str | Path | None = None,
+        durable: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.media = MediaFolder(
+            Path(media_dir) if media_dir else self.path.parent / f"{self.path.stem}-media", durable
+        )
+        self.detect_faces = detect_faces
+        self.classifier = classifier
+        self.teacher = teacher
+        self._lock = threading.RLock()
+        self.db: sqlite_utils.Database = connect(self.path)
+        migrate(self.db)
+        self.labels: tuple[str, ...] = self._settle_labels(labels)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self) -> AnnotationStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _read(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return retrying(lambda: list(self.db.query(sql, params or [])))
+
+    def _write(self, body):
+        with self._lock:
+            return write_transaction(self.db, body)
+
+    def _settle_labels(self, requested: Sequence[str] | None) -> tuple[str, ...]:
+        wanted = tuple(normalise_label(name) for name in requested) if requested is not None else None
+
+        def body(db: sqlite_utils.Database) -> tuple[str, ...]:
+            row = db.execute("SELECT value FROM meta WHERE key = 'labels'").fetchone()
+            if row is None:
+                chosen = wanted or default_labels()
+                db["meta"].insert({"key": "labels", "value": json.dumps(list(chosen))})
+                return tuple(chosen)
+            return tuple(json.loads(row[0]))
+
+        recorded = self._write(body)
+        if wanted is not None and wanted != recorded:
+            raise ValueError(f"{self.path} was created with labels {list(recorded)}, not {list(wanted)}")
+        return recorded
+
+    def check_label(self, label: str) -> str:
+        """The canonical name of ``label``; refuses names outside the label set (aliases accepted)."""
+        canonical = normalise_label(label)
+        if canonical not in self.labels:
+            raise LabelNotInSetError(f"label {label!r} is not in this store's label set: {', '.join(self.labels)}")
+        return canonical
+
+    # -- images --------------------------------------------------------------------------------------
+    def add_image(self, data: bytes | Path, source: str | None = None, filename: str | None = None) -> str:
+        """Store an image once by content; returns its id (SHA-256). Re-adding the same bytes is a no-op."""
+        if isinstance(data, Path):
+            filename = filename or data.name
+            source = source if source is not None else str(data)
+            data = data.read_bytes()
+        return self.ingest(data, source, filename)[0]
+
+    def ingest(
+        self,
+        data: bytes,
+        source: str | None,
+        filename: str | None,
+        votes: Iterable[tuple[str, str]] = (),
+        origin: str = "import",
+    ) -> tuple[str, bool, int]:
+        """Add ``data`` and, per (label, annotator) in ``votes``, a label unless that annotator already has one.
+
+        Returns (image id, whether the image was new, label events written). Files are written before
+        the one transaction that adds the rows, so a crash at any point leaves a consistent database.
+        """
+        votes = [(self.check_label(label), annotator) for label, annotator in votes]
+        image_id = content_id(data)
+        present = self.has_image(image_id)
+        row: dict[str, Any] | None = None
+        face_rows: list[dict[str, Any]] = []
+        if not present:
+            decoded = decode_image(data)
+            faces = find_faces(decoded.image, self.detect_faces)
+            face_count = None if self.detect_faces is None else len(faces)
+            if not faces:  # keep the image labellable; the whole picture stands in for the face
+                faces = find_faces(decoded.image, None)
+            original = self.media.write_original(image_id, decoded.media_type, data)
+            detector = None if self.detect_faces is None else getattr(self.detect_faces, "__name__", "custom")
+            for index, face in enumerate(faces):
+                face_rows.append(self._face_row(image_id, index, face, detector))
+            row = {
+                "id": image_id,
+                "filename": filename,
+                "source": source,
+                "media_type": decoded.media_type,
+                "original": original,
+                "size_bytes": len(data),
+                "width": decoded.width,
+                "height": decoded.height,
+                "face_count": face_count,
+                "added_at": _now(),
+            }
+        if present and not votes:
+            return image_id, False, 0
+
+        def body(db: sqlite_utils.Database) -> tuple[bool, int]:
+            added = False
+            if row is not None and not db.execute("SELECT 1 FROM images WHERE id = ?", [image_id]).fetchone():
+                db["images"].insert(row)
+                db["faces"].insert_all(face_rows)
+                added = True
+            written = sum(
+                self._insert_label(db, image_id, label, annotator, origin, uuid.uuid4().hex, True) is not None
+                for label, annotator in votes
+            )
+            return added, written
+
+        added, written = self._write(body)
+        return image_id, added, written
+
+    def _face_row(self, image_id: str, index: int, face: Face, detector: str | None) -> dict[str, Any]:
+        crop = self.media.write_crop(image_id, index, face.crop)
+        box = json.dumps(list(face.box)) if face.box is not None else None
+        return {"image_id": image_id, "face_index": index, "box": box, "crop": crop, "detector": detector}
+
+    def has_image(self, image_id: str) -> bool:
+        return bool(self._read("SELECT 1 AS found FROM images WHERE id = ?", [image_id]))
+
+    def image(self, image_id: str) -> ImageRecord:
+        rows = self._read("SELECT * FROM images WHERE id = ?", [image_id])
+        if not rows:
+            raise UnknownImageError(f"no image {image_id!r} in {self.path}")
+        row = rows[0]
+        faces = tuple(
+            FaceRecord(
+                face["face_index"],
+                tuple(json.loads(face["box"])) if face["box"] else None,
+                self.media.resolve(face["crop"]),
+            )
+            for face in self._read("SELECT * FROM faces WHERE image_id = ? ORDER BY face_index", [image_id])
+        )
+        return ImageRecord(
+            id=row["id"],
+            filename=row["filename"],
+            source=row["source"],
+            media_type=row["media_type"],
+            original=self.media.resolve(row["original"]),
+            size_bytes=row["size_bytes"],
+            width=row["width"],
+            height=row["height"],
+            face_count=row["face_count"],
+            added_at=row["added_at"],
+            split=row["split"],
+            faces=faces,  # type: ignore[arg-type]
+        )
+
+    def image_ids(self) -> list[str]:
+        """All image ids in the order they were added."""
+        return [row["id"] for row in self._read("SELECT id FROM images ORDER BY rowid")]
+
+    def crop_paths(self, image_ids: Sequence[str] | None = None) -> dict[str, Path]:
+        """The primary (largest-face) crop of each image."""
+        rows = self._read("SELECT image_id, crop FROM faces WHERE face_index = 0")
+        wanted = set(image_ids) if image_ids is not None else None
+        return {r["image_id"]: self.media.resolve(r["crop"]) for r in rows if wanted is None or r["image_id"] in wanted}
+
+    # -- labels --------------------------------------------------------------------------------------
+    def label(self, image_id: str, label: str, annotator: str, origin: str = "annotate") -> LabelEvent:
+        """Record ``annotator``'s label for an image (kept forever in the history); returns the event."""
+        canonical = self.check_label(label)
+        annotator = annotator.strip()
+        if not annotator:
+            raise ValueError("an annotator name is required")
+        uid = uuid.uuid4().hex  # fixed across retries, so a redone transaction cannot add a second event
+
+        def body(db: sqlite_utils.Database) -> int:
+            if not db.execute("SELECT 1 FROM images WHERE id = ?", [image_id]).fetchone():
+                raise UnknownImageError(f"no image {image_id!r} in {self.path}")
+            event_id = self._insert_label(db, image_id, canonical, annotator, origin, uid, False)
+            assert event_id is not None
+            return event_id
+
+        event_id = self._write(body)
+        return LabelEvent.from_row(self._read("SELECT * FROM label_events WHERE id = ?", [event_id])[0])
+
+    def _insert_label(
+        self,
+        db: sqlite_utils.Database,
+        image_id: str,
+        label: str,
+        annotator: str,
+        origin: str,
+        uid: str,
+        only_if_new: bool,
+    ) -> int | None:
+        if (
+            only_if_new
+            and db.execute(
+                "SELECT 1 FROM label_events WHERE image_id = ? AND annotator = ? AND undone_at IS NULL",
+                [image_id, annotator],
+            ).fetchone()
+        ):
+            return None
+        db.execute(
+            "INSERT OR IGNORE INTO label_events (uid, image_id, label, annotator, created_at, origin)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [uid, image_id, label, annotator, _now(), origin],
+        )
+        event_id = db.execute("SELECT id FROM label_events WHERE uid = ?", [uid]).fetchone()[0]
+        if db.execute("SELECT split FROM images WHERE id = ?", [image_id]).fetchone()[0] is None:
+            counts = dict(
+                db.execute(
+                    "SELECT split, count(*) FROM images WHERE split_class = ? AND split IS NOT NULL GROUP BY split",
+                    [label],
+                ).fetchall()
+            )
+            db.execute(
+                "UPDATE images SET split = ?, split_class = ?, split_at = ? WHERE id = ? AND split IS NULL",
+                [choose_split(counts), label, _now(), image_id],
+            )
+        return int(event_id)
+
+    def undo_last(self, annotator: str) -> LabelEvent | None:
+        """Withdraw ``annotator``'s most recent live label (kept in history as undone); None if none is left."""
+
+        def body(db: sqlite_utils.Database) -> int | None:
+            row = db.execute(
+                "SELECT id FROM label_events WHERE annotator = ? AND undone_at IS NULL ORDER BY id DESC LIMIT 1",
+                [annotator],
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE label_events SET undone_at = ? WHERE id = ?", [_now(), row[0]])
+            return int(row[0])
+
+        event_id = self._write(body)
+        if event_id is None:
+            return None
+        return LabelEvent.from_row(self._read("SELECT * FROM label_events WHERE id = ?", [event_id])[0])
+
+    def history(self, image_id: str | None = None, annotator: str | None = None) -> list[LabelEvent]:
+        """Every label event, undone ones included, oldest first."""
+        clauses, params = [], []
+        if image_id is not None:
+            clauses.append("image_id = ?")
+            params.append(image_id)
+        if annotator is not None:
+            clauses.append("annotator = ?")
+            params.append(annotator)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return [LabelEvent.from_row(r) for r in self._read(f"SELECT * FROM label_events {where} ORDER BY id", params)]
+
+    def tallies(self, image_ids: Sequence[str] | None = None) -> dict[str, Tally]:
+        """Each image's standing votes and current label (images without live votes are left out)."""
+        # SQLite returns the bare columns of the row holding max(id): each annotator's latest live vote.
+        rows = self._read(
+            "SELECT image_id, annotator, label, max(id) AS id FROM label_events"
+            " WHERE undone_at IS NULL GROUP BY image_id, annotator"
+        )
+        wanted = set(image_ids) if image_ids is not None else None
+        grouped: dict[str, list[Vote]] = {}
+        for row in rows:
+            if wanted is None or row["image_id"] in wanted:
+                grouped.setdefault(row["image_id"], []).append(Vote(row["annotator"], row["label"], row["id"]))
+        return {image_id: tally(votes) for image_id, votes in grouped.items()}
+
+    def _tally(self, image_id: str) -> Tally:
+        rows = self._read(
+            "SELECT annotator, label, max(id) AS id FROM label_events"
+            " WHERE image_id = ? AND undone_at IS NULL GROUP BY annotator",
+            [image_id],
+        )
+        return tally(Vote(r["annotator"], r["label"], r["id"]) for r in rows)
+
+    def votes(self, image_id: str) -> dict[str, int]:
+        """The FER+-style vote distribution: label -> annotators whose latest live label it is."""
+        return self._tally(image_id).votes
+
+    def current_label(self, image_id: str) -> str | None:
+        return self._tally(image_id).current
+
+    def split_of(self, image_id: str) -> str | None:
+        rows = self._read("SELECT split FROM images WHERE id = ?", [image_id])
+        if not rows:
+            raise UnknownImageError(f"no image {image_id!r} in {self.path}")
+        return rows[0]["split"]
+
+    # -- training view -------------------------------------------------------------------------------
+    def samples(self, split: str) -> list[Sample]:
+        """Labelled images of ``split`` with their current label index and vote-share soft target."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+        ids = [r["id"] for r in self._read("SELECT id FROM images WHERE split = ? ORDER BY rowid", [split])]
+        tallies = self.tallies(ids)
+        crops = self.crop_paths(ids)
+        samples = []
+        for image_id in ids:
+            result = tallies.get(image_id)
+            if result is None or result.current not in self.labels:
+                continue  # every label withdrawn: keeps its split, sits out of training
+            samples.append(
+                Sample(image_id, crops[image_id], self.labels.index(result.current), result.soft_target(self.labels))
+            )
+        return samples
+
+    # -- facades over the single-job modules ---------------------------------------------------------
+    def import_paths(
+        self, paths: Sequence[str | Path], labels_from_folders: bool = False, annotator: str = "import", progress=None
+    ):
+        from .importing import import_paths
+
+        return import_paths(
+            self, paths, labels_from_folders=labels_from_folders, annotator=annotator, progress=progress
+        )
+
+    def next_to_label(self, n: int = 10, classifier: Any = None, annotator: str | None = None, teacher: Any = None):
+        from .queue import next_to_label
+
+        return next_to_label(self, n, classifier or self.classifier, annotator, teacher or self.teacher)
+
+    def predictions(self, classifier: Any, image_ids: Sequence[str] | None = None, model_version: str | None = None):
+        from .queue import cached_predictions
+
+        return cached_predictions(self, classifier, image_ids, model_version)
+
+    def stats(self) -> dict[str, Any]:
+        from .stats import compute_stats
+
+        return compute_stats(self)
+
+    def export_dataset(self, image: str = "crop"):
+        from .export import build_dataset_dict
+
+        return build_dataset_dict(self, image=image)
+
+    def export_folder(self, directory: str | Path, image: str = "crop") -> Path:
+        from .export import export_folder
+
+        return export_folder(self, directory, image=image)
+
+    def push_dataset(
+        self, repo_id: str, token: str | None = None, endpoint: str | None = None, private: bool | None = None
+    ) -> str:
+        from .export import push_dataset
+
+        return push_dataset(self, repo_id, token=token, endpoint=endpoint, private=private)

@@ -1,0 +1,85 @@
+"""open_image: every kind of bad file gives one ImageError with a one-line reason; odd modes still work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import ImageError, open_image
+from core.images import MAX_PIXELS, MAX_SIDE, to_rgb
+from tests._face_fixtures import astronaut, encode, sixteen_bit
+
+
+def _reason(source) -> str:
+    with pytest.raises(ImageError) as caught:
+        open_image(source)
+    reason = str(caught.value)
+    assert reason and "\n" not in reason
+    return reason
+
+
+def test_reads_a_png_from_a_path_and_from_bytes(tmp_path):
+    path = tmp_path / "photo.png"
+    astronaut().save(path)
+    assert open_image(path).size == open_image(path.read_bytes()).size == (512, 512)
+
+
+def test_text_file_is_not_an_image(tmp_path):
+    path = tmp_path / "notes.jpg"
+    path.write_text("hello, not a picture")
+    assert "not an image" in _reason(path)
+
+
+def test_zero_byte_file(tmp_path):
+    path = tmp_path / "empty.png"
+    path.write_bytes(b"")
+    assert "0 bytes" in _reason(path)
+
+
+def test_missing_file(tmp_path):
+    assert "no such file" in _reason(tmp_path / "absent.png")
+
+
+def test_truncated_jpeg():
+    data = encode(astronaut(), "JPEG", quality=90)
+    assert "truncated" in _reason(data[: len(data) // 2])
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    side = int(MAX_PIXELS**0.5) + 100  # within MAX_SIDE, above the pixel limit; compresses to a few KB
+    bomb = encode(Image.new("1", (side, side)), "PNG")
+    assert len(bomb) < 100_000
+    assert "decompression bomb" in _reason(bomb)
+
+
+def test_huge_dimensions_are_refused():
+    banner = encode(Image.new("L", (MAX_SIDE + 1, 8)), "PNG")
+    assert f"{MAX_SIDE}" in _reason(banner)
+
+
+def test_animated_gif_gives_its_first_frame():
+    first, second = Image.new("RGB", (32, 32), (255, 0, 0)), Image.new("RGB", (32, 32), (0, 0, 255))
+    gif = encode(first, "GIF", save_all=True, append_images=[second], duration=100, loop=0)
+    frame = to_rgb(open_image(gif))
+    assert frame.getpixel((5, 5))[0] > 200 and frame.getpixel((5, 5))[2] < 50
+
+
+def test_exif_orientation_is_applied():
+    wide = Image.new("RGB", (60, 30))
+    exif = wide.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    rotated = open_image(encode(wide, "JPEG", exif=exif.tobytes()))
+    assert rotated.size == (30, 60)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "L", "P", "CMYK", "I;16", "LA", "1"])
+def test_every_mode_converts_to_8bit_rgb(mode):
+    source = astronaut()
+    if mode == "I;16":
+        image = sixteen_bit(source)
+    else:
+        image = source.convert(mode)
+    rgb = to_rgb(image)
+    assert rgb.mode == "RGB" and rgb.size == source.size
+    assert np.asarray(rgb).std() > 10  # still a picture, not a flat frame

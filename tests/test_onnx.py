@@ -1,0 +1,50 @@
+"""ONNX Runtime serving: export, parity with PyTorch, int8, and the same predict API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core import load_classifier
+from core.onnx_backend import OnnxClassifier, export_onnx
+from tests._face_fixtures import astronaut, gray_faces, student_fixture, student_folder_fixture  # noqa: F401
+
+
+def test_onnx_runtime_agrees_with_pytorch(student):
+    served = OnnxClassifier.from_classifier(student)
+    faces = gray_faces(16)
+    reference = student.predict_gray_batch(torch.from_numpy(faces)[:, None])
+    assert np.abs(served.predict_gray_arrays(faces) - reference).max() < 1e-5
+    assert np.abs(served.predict_gray_batch(torch.from_numpy(faces)[:, None]) - reference).max() < 1e-5
+
+
+def test_backend_option_serves_the_same_predict_image(student_folder, student):
+    served = load_classifier(student_folder, backend="onnx")
+    expected, got = student.predict_image(astronaut()), served.predict_image(astronaut())
+    assert [face.box for face in got] == [face.box for face in expected]
+    assert np.abs(np.array(list(got[0].probs.values())) - np.array(list(expected[0].probs.values()))).max() < 1e-5
+
+
+def test_exported_file_carries_its_config(tmp_path, student):
+    path = tmp_path / "student.onnx"
+    export_onnx(student.model, student.config, path)
+    loaded = load_classifier(path)
+    assert loaded.labels == student.labels and loaded.config.input_size == student.config.input_size
+    assert loaded.predict_crops([]).shape == (0, len(student.labels))
+    with pytest.raises(ValueError, match="Grad-CAM needs the PyTorch weights"):
+        _ = loaded.gradcam
+
+
+def test_int8_export_stays_close_to_float(student):
+    calibration = gray_faces(64, seed=1)[:, None]
+    quantized = OnnxClassifier.from_classifier(student, calibration=calibration)
+    assert quantized.int8
+    faces = gray_faces(32, seed=2)
+    reference = student.predict_gray_batch(torch.from_numpy(faces)[:, None])
+    assert np.abs(quantized.predict_gray_arrays(faces) - reference).max() < 0.1
+
+
+def test_unknown_backend_is_refused(student_folder):
+    with pytest.raises(ValueError, match="unknown backend"):
+        load_classifier(student_folder, backend="tensorrt")

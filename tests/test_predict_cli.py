@@ -1,0 +1,86 @@
+"""``tsnet predict`` / ``export-onnx`` / ``bench`` from the command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from core import load_classifier
+from tests._face_fixtures import astronaut, encode, student_folder_fixture, tiled_astronauts  # noqa: F401
+from tsnet.cli import main
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    astronaut().save(folder / "astronaut.jpg")
+    tiled_astronauts(2, 1).save(folder / "pair.png")
+    (folder / "landscape.png").write_bytes(encode(astronaut().resize((64, 64)).resize((640, 480))))
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.png").write_text("not a picture")
+    return folder
+
+
+def test_json_lists_every_file_with_faces_or_a_one_line_error(photos, student_folder, capsys):
+    assert main(["predict", str(photos), "--json", "--model", str(student_folder)]) == 0
+    results = {entry["file"].split("/")[-1]: entry for entry in json.loads(capsys.readouterr().out)}
+    assert set(results) == {"astronaut.jpg", "pair.png", "landscape.png", "empty.jpg", "notes.png"}
+    assert len(results["astronaut.jpg"]["faces"]) == 1 and results["astronaut.jpg"]["error"] is None
+    assert len(results["pair.png"]["faces"]) == 2
+    assert results["landscape.png"]["faces"] == [] and results["landscape.png"]["error"] is None
+    for bad in ("empty.jpg", "notes.png"):
+        assert results[bad]["faces"] == [] and "\n" not in results[bad]["error"]
+    face = results["astronaut.jpg"]["faces"][0]
+    assert len(face["box"]) == 4 and face["label"] in face["probs"]
+    assert sum(face["probs"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_text_output_says_no_face_and_errors_without_traceback(photos, student_folder, capsys):
+    assert (
+        main(["predict", str(photos / "landscape.png"), str(photos / "notes.png"), "--model", str(student_folder)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "landscape.png: no face found" in out
+    assert "notes.png: error: not an image" in out and "Traceback" not in out
+
+
+def test_csv_and_cam_outputs(photos, student_folder, tmp_path, capsys):
+    out_csv, cams = tmp_path / "faces.csv", tmp_path / "cams"
+    args = ["predict", str(photos / "astronaut.jpg"), "--csv", str(out_csv), "--cam", str(cams)]
+    assert main([*args, "--model", str(student_folder)]) == 0
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == 1 and rows[0]["label"] and float(rows[0]["x1"]) > float(rows[0]["x0"])
+    assert (cams / "astronaut_cam.png").is_file() and (cams / "astronaut_face1_cam.png").is_file()
+
+
+def test_missing_shipped_model_is_a_one_line_usage_error(photos, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TSNET_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("core.classifier._PRETRAINED_DIR", tmp_path / "nothing")
+    assert main(["predict", str(photos / "astronaut.jpg")]) != 0
+    error = capsys.readouterr().err.strip()
+    assert "student" in error and len(error.splitlines()) == 1
+
+
+def test_usage_errors_exit_non_zero():
+    with pytest.raises(SystemExit) as caught:
+        main(["predict"])
+    assert caught.value.code != 0
+
+
+def test_export_onnx_writes_a_servable_model(student_folder, tmp_path, capsys):
+    out = tmp_path / "student.onnx"
+    assert main(["export-onnx", str(out), "--model", str(student_folder)]) == 0
+    served, reference = load_classifier(out), load_classifier(student_folder)
+    crop = reference.predict_image(astronaut())[0].aligned_crop
+    assert np.abs(served.predict_crops([crop]) - reference.predict_crops([crop])).max() < 1e-5
+
+
+@pytest.mark.parametrize("command", ["predict", "bench", "export-onnx"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main([command, "--help"])
+    assert caught.value.code == 0 and len(capsys.readouterr().out) > 100
