@@ -86,6 +86,26 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+
+    from .report import evaluate_runs, experiment_plan, train_missing, write_report
+
+    runs = Path(args.runs)
+    plan = experiment_plan(args.seeds, args.grid_epochs)
+    if args.train:
+        if not args.train_data:
+            raise ValueError("--train needs --train-data")
+        train_missing(runs, args.train_data, args.valid, plan, args.threads)
+    results = evaluate_runs(runs, args.valid, plan)
+    if not results:
+        raise ValueError(f"no finished runs under {runs}; pass --train --train-data DIR to create them")
+    command = "tsnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    print(f"wrote {write_report(results, Path(args.out), args.valid, command)}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     helps = {
         "train-teacher": "train the EFF-ResNet18 teacher (paper recipe by default)",
@@ -101,3 +121,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default="student", help="student, teacher or a weights folder (default: student)")
     parser.add_argument("--json", help="also write the full report as JSON to this file")
     parser.set_defaults(handler=_evaluate)
+    parser = subparsers.add_parser("report", help="the paper's Tables I-IV from measured runs -> docs/RESULTS.md")
+    parser.add_argument("--runs", required=True, help="folder of run folders (teacher, student-s0, distill-s0, ...)")
+    parser.add_argument("--valid", required=True, help="FER2013Valid folder (majority rule)")
+    parser.add_argument("--out", default="docs", help="where RESULTS.md and figures/ go (default: %(default)s)")
+    parser.add_argument("--train", action="store_true", help="train the missing runs first (recipes.py)")
+    parser.add_argument("--train-data", help="FER2013Train folder, for --train")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds of the student-alone vs distilled comparison")
+    parser.add_argument("--grid-epochs", type=int, default=8, help="shortened schedule of the T x alpha grid")
+    parser.add_argument("--threads", type=int, help="torch threads for training")
+    parser.set_defaults(handler=_report)

@@ -1,0 +1,225 @@
+"""``tsnet report``: the paper's Tables I-IV from measured runs, written to docs/RESULTS.md with figures.
+
+A runs folder holds one sub-folder per experiment, each a ``tsnet train-*``/``distill`` run folder
+(``best/``, ``metrics.jsonl``): ``teacher``, ``resnet18``, ``student-s<seed>``, ``distill-s<seed>``
+and ``grid-T<T>-a<alpha>``. With ``--train`` the missing ones are trained first with the recipes in
+retrain/recipes.py (the grid on a shortened schedule), so one command reproduces everything.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from core.classifier import load_classifier
+from core.labels import default_labels
+
+from .evaluation import evaluate_classifier
+from .recipes import DISTILL_RECIPE, GRID_ALPHAS, GRID_TEMPERATURES, STUDENT_RECIPE, TEACHER_RECIPE
+from .training import TrainConfig, run_training
+
+__all__ = ["experiment_plan", "train_missing", "evaluate_runs", "write_report"]
+
+
+def experiment_plan(seeds: int = 2, grid_epochs: int = 8) -> dict[str, dict[str, Any]]:
+    """Experiment name -> recipe overrides; distillation runs name their teacher run."""
+    plan: dict[str, dict[str, Any]] = {"teacher": dict(TEACHER_RECIPE)}
+    plan["resnet18"] = {**TEACHER_RECIPE, "architecture": "resnet18"}
+    for seed in range(seeds):
+        plan[f"student-s{seed}"] = {**STUDENT_RECIPE, "seed": seed}
+        plan[f"distill-s{seed}"] = {**DISTILL_RECIPE, "seed": seed, "teacher": "teacher"}
+    for temperature in GRID_TEMPERATURES:
+        for alpha in GRID_ALPHAS:
+            plan[f"grid-T{temperature:g}-a{alpha:g}"] = {
+                **DISTILL_RECIPE,
+                "temperature": temperature,
+                "alpha": alpha,
+                "epochs": grid_epochs,
+                "teacher": "teacher",
+            }
+    return plan
+
+
+def train_missing(
+    runs: Path, train_data: str, val_data: str, plan: dict[str, dict[str, Any]], threads: int | None
+) -> None:
+    """Train (or resume) every planned run whose best weights are missing; teachers first."""
+    known = {f.name for f in fields(TrainConfig)}
+    for name in sorted(plan, key=lambda n: "teacher" in plan[n]):
+        recipe = dict(plan[name])
+        out = runs / name
+        if (out / "metrics.jsonl").is_file() and len((out / "metrics.jsonl").read_text().splitlines()) >= recipe[
+            "epochs"
+        ]:
+            continue
+        if "teacher" in recipe:
+            recipe["teacher"] = str(runs / recipe["teacher"] / "best")
+        config = TrainConfig(
+            train_data=train_data,
+            val_data=val_data,
+            out=str(out),
+            labels=list(default_labels()),
+            threads=threads,
+            **{key: value for key, value in recipe.items() if key in known},
+        )
+        run_training(config, resume=(out / "last.pt").is_file())
+
+
+def _run_summary(run_dir: Path, val_data: str) -> dict[str, Any] | None:
+    if not (run_dir / "best" / "config.json").is_file():
+        return None
+    report = evaluate_classifier(load_classifier(run_dir / "best"), val_data)
+    log = run_dir / "metrics.jsonl"
+    history = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    report["epochs"] = len(history)
+    report["train_hours"] = sum(r.get("train_seconds", 0.0) for r in history) / 3600.0
+    report["history"] = history
+    report["training"] = load_classifier(run_dir / "best").config.training
+    return report
+
+
+def evaluate_runs(runs: Path, val_data: str, plan: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Evaluate each planned run's best weights on the validation folder (majority rule)."""
+    results = {}
+    for name in plan:
+        summary = _run_summary(runs / name, val_data)
+        if summary is not None:
+            results[name] = summary
+    return results
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def _row(name: str, result: dict[str, Any] | None) -> str:
+    if result is None:
+        return f"| {name} | not run | | | | | | |"
+    return (
+        f"| {name} | {result['params'] / 1e6:.2f} | {_pct(result['accuracy'])} | {result['macro_precision']:.3f} |"
+        f" {result['macro_recall']:.3f} | {result['macro_auc']:.3f} | {result['flops'] / 1e6:.1f} |"
+        f" {result['latency_batch1']['p50_ms']:.2f} |"
+    )
+
+
+def _confusion_figure(result: dict[str, Any], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    matrix = np.asarray(result["confusion_matrix"], dtype=float)
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    labels = result["labels"]
+    figure, axes = plt.subplots(figsize=(6, 5))
+    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            colour = "white" if normalised[i, j] > 0.5 else "black"
+            axes.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=8, color=colour)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _seed_stats(results: dict[str, dict[str, Any]], prefix: str) -> tuple[float, float, int] | None:
+    values = [r["accuracy"] for name, r in results.items() if name.startswith(prefix)]
+    if not values:
+        return None
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.mean(values), spread, len(values)
+
+
+def write_report(results: dict[str, dict[str, Any]], out: Path, val_data: str, command: str) -> Path:
+    """Write RESULTS.md (Tables I-IV, KD gain across seeds, protocol) and confusion-matrix PNGs into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    labels = list(default_labels())
+    header = "| model | params (M) | accuracy % | macro precision | macro recall | macro AUC | MFLOPs | CPU ms/face |"
+    rule = "|---|---|---|---|---|---|---|---|"
+    student = results.get("student-s0")
+    distilled = results.get("distill-s0")
+    lines = [
+        "# Results: T-SNet on FER+ (measured)",
+        "",
+        "Generated by `" + command + "`; every number below comes from a run in this table, evaluated now.",
+        "",
+        "## Protocol",
+        "",
+        f"- Evaluation data: `{val_data}` (FER2013Valid), FER+ official **majority** rule (single votes dropped, "
+        "one emotion with more than half of the remaining votes, unknown / not-a-face skipped), "
+        f"label set: {', '.join(labels)} (FER+ without fear). The FER+ test split is held out and never used.",
+        "- Training data: FER2013Train; model selection on FER2013Valid (best epoch by accuracy).",
+        "- CPU ms/face: eager PyTorch, batch 1, median of 50, on the machine that ran the report (2 cores).",
+        "- Recipes: `retrain/recipes.py`; each model's full settings are in its `config.json`.",
+        "",
+        "## Table II: teacher, student alone, distilled student",
+        "",
+        header,
+        rule,
+        _row("EFF-ResNet18 (teacher)", results.get("teacher")),
+        _row("ShuffleNetV2 (student alone, seed 0)", student),
+        _row("T-SNet (distilled student, seed 0)", distilled),
+        "",
+        "## Distillation gain across seeds",
+        "",
+    ]
+    alone, kd = _seed_stats(results, "student-s"), _seed_stats(results, "distill-s")
+    if alone and kd:
+        lines += [
+            f"- student alone: {100 * alone[0]:.2f} % +/- {100 * alone[1]:.2f} (n = {alone[2]})",
+            f"- distilled: {100 * kd[0]:.2f} % +/- {100 * kd[1]:.2f} (n = {kd[2]})",
+            f"- gain: {100 * (kd[0] - alone[0]):+.2f} points",
+        ]
+    else:
+        lines.append("- not measured yet: needs `student-s*` and `distill-s*` runs.")
+    lines += ["", "## Table I: temperature x alpha (shortened schedule)", ""]
+    grid_runs = {name: r for name, r in results.items() if name.startswith("grid-")}
+    if grid_runs:
+        epochs = {r["epochs"] for r in grid_runs.values()}
+        lines += [f"Each cell: accuracy % / macro precision after {sorted(epochs)} epochs.", ""]
+        lines.append("| T \\ alpha | " + " | ".join(f"{a:g}" for a in GRID_ALPHAS) + " |")
+        lines.append("|---" * (len(GRID_ALPHAS) + 1) + "|")
+        for temperature in GRID_TEMPERATURES:
+            cells = []
+            for alpha in GRID_ALPHAS:
+                r = grid_runs.get(f"grid-T{temperature:g}-a{alpha:g}")
+                cells.append("not run" if r is None else f"{_pct(r['accuracy'])} / {r['macro_precision']:.3f}")
+            lines.append(f"| {temperature:g} | " + " | ".join(cells) + " |")
+    else:
+        lines.append("Not measured yet: needs `grid-T<T>-a<alpha>` runs (`tsnet report --train`).")
+    lines += ["", "## Table III: with the plain ResNet18 baseline", "", header, rule]
+    lines += [_row("ResNet18", results.get("resnet18")), _row("EFF-ResNet18", results.get("teacher"))]
+    lines += [_row("T-SNet", distilled), "", "## Table IV: per-class accuracy (recall)", ""]
+    shown = [(name, results[name]) for name in ("teacher", "student-s0", "distill-s0") if name in results]
+    if shown:
+        lines.append("| class | " + " | ".join(name for name, _ in shown) + " |")
+        lines.append("|---" * (len(shown) + 1) + "|")
+        for label in labels:
+            lines.append(
+                f"| {label} | " + " | ".join(_pct(r["per_class_accuracy"].get(label)) for _, r in shown) + " |"
+            )
+        lines.append("")
+        for name, result in shown:
+            figure = out / "figures" / f"confusion-{name}.png"
+            _confusion_figure(result, figure, f"{name}: FER2013Valid (majority)")
+            lines.append(f"![confusion matrix {name}](figures/{figure.name})")
+    lines += ["", "## Training cost", "", "| run | epochs | CPU hours |", "|---|---|---|"]
+    for name, result in results.items():
+        lines.append(f"| {name} | {result['epochs']} | {result['train_hours']:.2f} |")
+    path = out / "RESULTS.md"
+    path.write_text("\n".join(lines) + "\n")
+    (out / "results.json").write_text(
+        json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in results.items()}, indent=1)
+    )
+    return path
