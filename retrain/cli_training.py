@@ -106,6 +106,31 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_bench(args: argparse.Namespace) -> int:
+    from .throughput import training_throughput
+
+    rows = []
+    for architecture in args.arch:
+        for threads in args.threads:
+            for channels_last in (True, False):
+                speed = training_throughput(architecture, args.input_size, args.batch_size, threads, channels_last)
+                rows.append(
+                    {
+                        "architecture": architecture,
+                        "threads": threads,
+                        "channels_last": channels_last,
+                        "images_per_second": round(speed, 1),
+                    }
+                )
+                print(
+                    f"{architecture:<14} {args.input_size} px  threads {threads}  channels_last {channels_last!s:<5}"
+                    f"  {speed:7.1f} img/s"
+                )
+    if args.json:
+        print(json.dumps(rows))
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     helps = {
         "train-teacher": "train the EFF-ResNet18 teacher (paper recipe by default)",
@@ -131,3 +156,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--grid-epochs", type=int, default=8, help="shortened schedule of the T x alpha grid")
     parser.add_argument("--threads", type=int, help="torch threads for training")
     parser.set_defaults(handler=_report)
+    parser = subparsers.add_parser("train-bench", help="training images/s per model, thread count and memory format")
+    parser.add_argument("--arch", nargs="+", default=["eff_resnet18", "shufflenet_v2"])
+    parser.add_argument("--input-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    parser.set_defaults(handler=_train_bench)

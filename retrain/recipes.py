@@ -25,7 +25,7 @@ TEACHER_RECIPE: dict[str, Any] = {
 }
 
 # ShuffleNetV2 x1.0 trained alone with the same data recipe: the ablation baseline.
-STUDENT_RECIPE: dict[str, Any] = {**TEACHER_RECIPE, "architecture": "shufflenet_v2", "epochs": 30}
+STUDENT_RECIPE: dict[str, Any] = {**TEACHER_RECIPE, "architecture": "shufflenet_v2", "epochs": 20}
 
 # The distilled student: teacher logits cached once on clean faces (mirrored and averaged).
 DISTILL_RECIPE: dict[str, Any] = {**STUDENT_RECIPE, "teacher_cache": True, "temperature": 6.0, "alpha": 0.4}

@@ -12,7 +12,10 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     from core import cli as core_cli
     from labeling import cli as labeling_cli
-    from retrain import cli_training
+    from retrain import cli_retrain, cli_training
+    from webapp import cli as webapp_cli
+
+    from . import space_cli
 
     parser = argparse.ArgumentParser(
         prog="tsnet", description="T-SNet Studio: fast, small facial expression recognition"
@@ -21,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_training.register(subparsers)
     core_cli.register(subparsers)
     labeling_cli.register(subparsers)
+    cli_retrain.register(subparsers)
+    space_cli.register(subparsers)
+    webapp_cli.register(subparsers)
     return parser
 
 

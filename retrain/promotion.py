@@ -1,0 +1,63 @@
+"""Candidate vs current on each evaluation set, and the no-regression rule that decides promotion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from core.classifier import Classifier
+from core.metrics import classification_metrics
+
+from .settings import PromotionRules
+from .training import Dataset
+
+__all__ = ["evaluate", "compare", "decide", "STORE_TEST", "BASE_BENCHMARK"]
+
+STORE_TEST = "store_test"
+BASE_BENCHMARK = "base_benchmark"
+
+
+def evaluate(classifier: Classifier, data: Dataset) -> dict[str, Any]:
+    """Batched metrics (accuracy, macro recall, per-class accuracy, confusion matrix) of one model on one set."""
+    probs = classifier.predict_gray_batch(data.images)
+    return classification_metrics(probs, np.asarray(data.label_indices), classifier.labels)
+
+
+def compare(candidate: dict[str, dict], current: dict[str, dict], rules: PromotionRules) -> dict[str, Any]:
+    """Per set: samples, both accuracies and macro recalls, the delta, the allowed drop and whether it passed."""
+    table = {}
+    for name, mine in candidate.items():
+        theirs = current[name]
+        limit = rules.max_benchmark_drop if name == BASE_BENCHMARK else rules.max_store_drop
+        votes = name != STORE_TEST or mine["samples"] >= rules.min_store_test
+        delta = mine["accuracy"] - theirs["accuracy"]
+        table[name] = {
+            "samples": mine["samples"],
+            "candidate_accuracy": mine["accuracy"],
+            "current_accuracy": theirs["accuracy"],
+            "delta": delta,
+            "candidate_macro_recall": mine["macro_recall"],
+            "current_macro_recall": theirs["macro_recall"],
+            "allowed_drop": limit,
+            "counted": votes,
+            "passed": delta >= -limit - 1e-9,
+        }
+    return table
+
+
+def decide(comparison: dict[str, Any]) -> tuple[bool, list[str]]:
+    """Promote when every counted set passed and at least one set was counted; the reasons say why."""
+    counted = {name: row for name, row in comparison.items() if row["counted"]}
+    if not counted:
+        return False, ["rejected: no evaluation set to compare on (label test images or provide the base benchmark)"]
+    reasons = []
+    for name, row in counted.items():
+        verdict = "ok" if row["passed"] else "regressed"
+        reasons.append(
+            f"{name}: {100 * row['current_accuracy']:.2f}% -> {100 * row['candidate_accuracy']:.2f}%"
+            f" ({100 * row['delta']:+.2f} points, allowed drop {100 * row['allowed_drop']:.2f}) {verdict}"
+        )
+    promote = all(row["passed"] for row in counted.values())
+    summary = "promoted: no regression" if promote else "rejected: accuracy dropped beyond the allowed tolerance"
+    return promote, [summary, *reasons]

@@ -1,0 +1,125 @@
+"""Retrain job settings: one dataclass filled from ``TSNET_*`` environment variables, so the app, the CLI,
+the background worker and torchrun ranks all resolve the same configuration.
+
+Defaults are chosen for the speed target (500 new faces redistilled, evaluated and registered in about
+three minutes on two CPU cores): a few epochs, a bounded replay sample, teacher logits cached once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PromotionRules", "RetrainSettings", "tsnet_home", "DEFAULT_SHARED_FERPLUS"]
+
+DEFAULT_SHARED_FERPLUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ferplus"
+
+
+def tsnet_home() -> Path:
+    """The app's data directory: ``$TSNET_HOME`` or ``./tsnet-data`` (as core.classifier reads it)."""
+    return Path(os.environ.get("TSNET_HOME", "tsnet-data"))
+
+
+@dataclass
+class PromotionRules:
+    """A candidate is promoted only when it does not regress on any evaluation set.
+
+    ``max_benchmark_drop``: largest allowed accuracy drop on the base benchmark (FER+ FER2013Valid), 0.005 = 0.5 points.
+    ``max_store_drop``: largest allowed drop on the store's test split; 0.01 (1 point) because a young store's test
+    split holds a few hundred faces at most, where one face is already a fraction of a point.
+    ``min_store_test``: below this many test faces the store split is reported but does not vote.
+    """
+
+    max_benchmark_drop: float = 0.005
+    max_store_drop: float = 0.01
+    min_store_test: int = 1
+
+
+_ENV = {
+    "replay_data": "TSNET_REPLAY_DATA",
+    "replay_size": "TSNET_REPLAY_SIZE",
+    "benchmark_data": "TSNET_BENCHMARK_DATA",
+    "base_student": "TSNET_BASE_STUDENT",
+    "base_teacher": "TSNET_BASE_TEACHER",
+    "push_repo": "TSNET_HUB_REPO",
+    "epochs": "TSNET_RETRAIN_EPOCHS",
+    "threads": "TSNET_RETRAIN_THREADS",
+    "push_retries": "TSNET_PUSH_RETRIES",
+    "push_backoff": "TSNET_PUSH_BACKOFF",
+    "max_benchmark_drop": "TSNET_MAX_BENCHMARK_DROP",
+    "max_store_drop": "TSNET_MAX_STORE_DROP",
+    "min_store_test": "TSNET_MIN_STORE_TEST",
+}
+
+
+@dataclass
+class RetrainSettings:
+    """Everything a retrain job needs besides the annotation store. ``""`` disables replay / benchmark."""
+
+    home: Path = field(default_factory=tsnet_home)
+    replay_data: str | None = None  # None: ../shared FER+ FER2013Train when present
+    replay_size: int = 800
+    replay_seed: int = 0
+    benchmark_data: str | None = None  # None: ../shared FER+ FER2013Valid when present
+    base_student: str | None = None  # the implicit "base" version; None: served/shipped default
+    base_teacher: str | None = None
+    push_repo: str | None = None
+    epochs: int = 2
+    teacher_lr: float = 0.002
+    student_lr: float = 0.002
+    batch_size: int = 64
+    temperature: float | None = None  # None: the current student's recipe, else core's default
+    alpha: float | None = None
+    threads: int | None = None
+    seed: int = 0
+    push_retries: int = 4
+    push_backoff: float = 2.0
+    rules: PromotionRules = field(default_factory=PromotionRules)
+
+    @classmethod
+    def from_env(cls, home: Path | None = None, **overrides: Any) -> RetrainSettings:
+        """Defaults, then ``TSNET_*`` variables, then ``overrides`` (None values are ignored)."""
+        settings = cls(home=Path(home) if home is not None else tsnet_home())
+        rule_names = {f.name for f in fields(PromotionRules)}
+        for name, variable in _ENV.items():
+            raw = os.environ.get(variable)
+            if raw is None:
+                continue
+            target = settings.rules if name in rule_names else settings
+            current = getattr(target, name)
+            kind = type(current) if current is not None else str
+            if name in ("threads", "epochs", "replay_size", "push_retries", "min_store_test"):
+                kind = int
+            setattr(target, name, kind(raw))
+        for name, value in overrides.items():
+            if value is not None:
+                setattr(settings.rules if name in rule_names else settings, name, value)
+        return settings
+
+    def resolved_replay(self) -> Path | None:
+        return _existing(self.replay_data, DEFAULT_SHARED_FERPLUS / "FER2013Train")
+
+    def resolved_benchmark(self) -> Path | None:
+        return _existing(self.benchmark_data, DEFAULT_SHARED_FERPLUS / "FER2013Valid")
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["home"] = str(self.home)
+        return json.dumps(data, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> RetrainSettings:
+        data = json.loads(text)
+        data["home"] = Path(data["home"])
+        data["rules"] = PromotionRules(**data["rules"])
+        return cls(**data)
+
+
+def _existing(configured: str | None, default: Path) -> Path | None:
+    if configured == "":
+        return None
+    path = Path(configured) if configured is not None else default
+    return path if path.is_dir() else None

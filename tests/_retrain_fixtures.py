@@ -1,0 +1,63 @@
+"""Helpers for the retrain tests: tiny random-init teacher/student folders, a small store and the job's settings."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labeling import AnnotationStore
+from tests._core_fixtures import pattern_image, write_ferplus_folder
+
+LABELS = ("happy", "sad", "neutral")
+INPUT_SIZE = 32
+
+
+def tiny_weights(folder: Path, architecture: str, seed: int) -> Path:
+    """A real but untrained model saved the way shipped weights are (32 px keeps the tests fast)."""
+    import torch
+
+    from core import ModelConfig, create_model, save_weights
+
+    torch.manual_seed(seed)
+    kwargs = {"stem": "imagenet", "dropout": 0.5}
+    model = create_model(architecture, num_classes=len(LABELS), in_chans=1, **kwargs)
+    config = ModelConfig(architecture, list(LABELS), input_size=INPUT_SIZE, model_kwargs=kwargs)
+    return save_weights(model, config, folder)
+
+
+def fill_store(db: Path, per_class: int = 10, seed: int = 0) -> AnnotationStore:
+    """Labelled pattern faces (split 6:2:2 by the store itself) in a real SQLite file."""
+    store = AnnotationStore(db, labels=LABELS)
+    rng = np.random.default_rng(seed)
+    for index, label in enumerate(LABELS):
+        for _ in range(per_class):
+            buffer = io.BytesIO()
+            pattern_image(index, rng).save(buffer, format="PNG")
+            store.ingest(buffer.getvalue(), "generated", None, votes=[(label, "ana")])
+    return store
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, root: Path, *, promote: bool = True) -> Path:
+    """Point TSNET_HOME, the base weights, replay and benchmark data at tiny generated ones; returns the home."""
+    home = root / "home"
+    monkeypatch.setenv("TSNET_HOME", str(home))
+    monkeypatch.setenv("TSNET_BASE_STUDENT", str(tiny_weights(root / "base-student", "shufflenet_v2", 0)))
+    monkeypatch.setenv("TSNET_BASE_TEACHER", str(tiny_weights(root / "base-teacher", "eff_resnet18", 1)))
+    monkeypatch.setenv("TSNET_REPLAY_DATA", str(write_ferplus_folder(root / "replay", LABELS, per_class=4, seed=5)))
+    monkeypatch.setenv("TSNET_BENCHMARK_DATA", str(write_ferplus_folder(root / "bench", LABELS, per_class=4, seed=6)))
+    monkeypatch.setenv("TSNET_RETRAIN_EPOCHS", "1")
+    monkeypatch.setenv("TSNET_RETRAIN_THREADS", "1")
+    monkeypatch.setenv("TSNET_PUSH_RETRIES", "1")
+    monkeypatch.setenv("TSNET_PUSH_BACKOFF", "0.01")
+    set_rule(monkeypatch, promote)
+    return home
+
+
+def set_rule(monkeypatch: pytest.MonkeyPatch, promote: bool) -> None:
+    """Make the promotion decision deterministic: allow any drop, or demand an impossible gain."""
+    limit = "1.0" if promote else "-1.0"
+    monkeypatch.setenv("TSNET_MAX_STORE_DROP", limit)
+    monkeypatch.setenv("TSNET_MAX_BENCHMARK_DROP", limit)

@@ -1,0 +1,131 @@
+"""The retrain job end to end on tiny models: register, promote or reject, serve, roll back, list, publish."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.classifier import load_classifier, served_weights_folder, shipped_weights_folder
+from retrain import RetrainService
+from retrain.registry import ModelRegistry
+from tests._retrain_fixtures import configure, fill_store, set_rule
+from tests.support.hub_server import HubServer
+from tsnet.cli import main
+
+LIST_FIELDS = {"version", "created", "parent", "metrics", "promoted", "pushed"}
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = configure(monkeypatch, tmp_path)
+    fill_store(tmp_path / "store.db").close()
+    return home
+
+
+def _retrain(home: Path, *extra: str) -> int:
+    return main(["retrain", "--db", str(home.parent / "store.db"), *extra])
+
+
+def _listing(capsys: pytest.CaptureFixture[str]) -> dict:
+    capsys.readouterr()
+    assert main(["models", "list", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_promoted_version_is_registered_and_served(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _retrain(home) == 0
+    table = capsys.readouterr().out
+    assert "store_test" in table and "base_benchmark" in table and "version v1: promoted" in table
+
+    registry = ModelRegistry(home)
+    assert registry.current() == "v1"
+    assert served_weights_folder("student").resolve() == (registry.version_dir("v1") / "student").resolve()
+    assert load_classifier("student").version == "v1"
+    assert load_classifier("teacher").version == "v1"
+
+    record = registry.record("v1")
+    assert record["parent"] == "base" and record["created"]
+    store_ids = set(record["snapshot"]["splits"]["train"])
+    assert len(store_ids) == 18 and len(record["snapshot"]["replay"]["files"]) == 12
+    assert not store_ids & set(record["snapshot"]["splits"]["test"])
+    metrics = registry.metrics("v1")
+    assert len(metrics["evaluations"]["store_test"]["confusion_matrix"]) == 3
+    assert [epoch["epoch"] for epoch in metrics["training_curves"]["student"]] == [1]
+    assert (registry.version_dir("v1") / "student" / "README.md").is_file()
+
+    listing = _listing(capsys)
+    assert listing["current"] == "v1"
+    assert [entry["version"] for entry in listing["versions"]] == ["base", "v1"]
+    assert all(set(entry) == LIST_FIELDS for entry in listing["versions"])
+    assert listing["versions"][1]["promoted"] is True and listing["versions"][1]["pushed"] is None
+
+
+def test_rollback_and_promote_switch_the_served_model(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _retrain(home) == 0
+    assert main(["models", "rollback"]) == 0
+    assert _listing(capsys)["current"] == "base"
+    assert served_weights_folder("student") == shipped_weights_folder("student")  # the shipped default again
+    with pytest.raises(ValueError, match="nothing to roll back"):
+        ModelRegistry(home).rollback()
+
+    assert main(["models", "promote", "v1"]) == 0
+    assert load_classifier("student").version == "v1"
+    assert main(["models", "promote", "v9"]) == 2  # unknown version: a clear error, nothing switched
+    assert ModelRegistry(home).current() == "v1"
+
+
+def test_regressing_candidate_is_registered_but_not_promoted(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_rule(monkeypatch, promote=False)
+    assert _retrain(home) == 0
+    assert "version v1: not promoted" in capsys.readouterr().out
+
+    service = RetrainService()
+    job = service.status()
+    assert job is not None and job.state == "succeeded" and job.promoted is False and job.version == "v1"
+    assert set(job.comparison) == {"store_test", "base_benchmark"}
+    assert job.comparison["store_test"]["passed"] is False
+    assert job.decision[0].startswith("rejected") and "regressed" in " ".join(job.decision)
+    assert [event["stage"] for event in job.events if event["epoch"]] == ["teacher", "student"]
+    assert service.registry.current() == "base"
+    assert service.registry.record("v1")["decision"]["promote"] is False
+    assert served_weights_folder("student") == shipped_weights_folder("student")
+
+
+def test_promoted_version_is_pushed_with_card_and_message(
+    home: Path, hub_server: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", hub_server.token)
+    repo = f"{hub_server.username}/tsnet-fer"
+    assert _retrain(home, "--push", repo) == 0
+
+    job = RetrainService().status()
+    assert job is not None and job.push is not None and job.push.startswith("pushed http")
+    assert hub_server.commits(repo)[0].title.startswith("T-SNet Studio v1")
+    files = hub_server.repo_files(repo)
+    assert {"README.md", "config.json", "model.safetensors", "metrics.json", "teacher/config.json"} <= set(files)
+    assert "store_test_accuracy" in hub_server.read_file(repo, "README.md").decode()
+    assert ModelRegistry(home).list()["versions"][1]["pushed"].startswith("http")
+
+
+def test_hub_down_leaves_pending_push_that_a_later_run_pushes(
+    home: Path, hub_server: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", hub_server.token)
+    monkeypatch.setenv("TSNET_HUB_REPO", f"{hub_server.username}/tsnet-fer")
+    hub_server.stop()
+    assert _retrain(home) == 0
+    assert RetrainService().status().push == "pending push"
+    assert ModelRegistry(home).record("v1")["pushed"] == "pending push"
+    assert ModelRegistry(home).current() == "v1"  # the Hub being down does not block promotion
+
+    hub_server.start()
+    set_rule(monkeypatch, promote=False)  # the later run's own candidate is rejected; the pending push still goes
+    assert _retrain(home) == 0
+    titles = [commit.title for commit in hub_server.commits(f"{hub_server.username}/tsnet-fer")]
+    assert titles[0].startswith("T-SNet Studio v1")
+    assert ModelRegistry(home).record("v1")["pushed"].startswith("http")
+    assert ModelRegistry(home).record("v2")["pushed"] is None

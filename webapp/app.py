@@ -1,0 +1,291 @@
+"""The Gradio Blocks app: layout and event wiring only; behaviour lives in :mod:`webapp.handlers`.
+
+Every event a client may call has a stable ``api_name``; UI-only events are private. Predict runs
+concurrently; retrain has ``concurrency_limit=1`` so one user's job cannot pile up behind another's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from .handlers import Handlers
+from .services import Services
+from .shortcuts import SHORTCUTS_JS
+
+__all__ = ["build_demo", "PREDICT_CONCURRENCY"]
+
+PREDICT_CONCURRENCY = 4  # CPU inference: a few at once keeps latency fair without oversubscribing cores
+POLL_SECONDS = 2.0
+
+
+def photo_input(**options: Any) -> gr.Image:
+    """A filepath ``gr.Image`` whose undecodable uploads reach the handler, which names the problem.
+
+    Gradio's own preprocessing opens the file with PIL and would fail with a bare error; an instance
+    override (not a subclass: Gradio writes a ``.pyi`` beside every component subclass) hands the path on.
+    """
+    image = gr.Image(type="filepath", image_mode=None, **options)
+    strict = image.preprocess
+
+    def preprocess(payload: Any) -> str | None:
+        try:
+            return strict(payload)
+        except (OSError, ValueError):  # PIL cannot identify it: core.open_image explains why in the handler
+            return None if payload is None or payload.path is None else str(payload.path)
+
+    image.preprocess = preprocess  # type: ignore[method-assign]
+    return image
+
+
+def _header(services: Services, handlers: Handlers) -> gr.Markdown:
+    settings = services.settings
+    gr.Markdown(
+        f"# {settings.title}\nFacial expressions with a small distilled student (T-SNet), explained by Grad-CAM."
+    )
+    with gr.Row():
+        whoami = gr.Markdown(elem_id="whoami")
+        if settings.oauth:
+            gr.LoginButton()
+    if settings.users:
+        with gr.Accordion("Sign in (annotate, retrain, promote)", open=False):
+            with gr.Row():
+                name = gr.Textbox(label="Name", scale=2)
+                password = gr.Textbox(label="Password", type="password", scale=2)
+                sign_in = gr.Button("Sign in", scale=1)
+                sign_out = gr.Button("Sign out", scale=1, variant="secondary")
+        sign_in.click(handlers.sign_in, [name, password], whoami, api_name="sign_in").then(
+            lambda: "", None, password, api_visibility="private"
+        )
+        sign_out.click(handlers.sign_out, None, whoami, api_name="sign_out")
+    return whoami
+
+
+def _predict_tab(services: Services, handlers: Handlers, annotator: gr.Textbox) -> None:
+    labels = handlers.labels
+    with gr.Tab("Predict", id="predict"):
+        with gr.Tab("Photo"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    photo = photo_input(
+                        label="Photo (upload or webcam)",
+                        sources=["upload", "webcam"],
+                        elem_id="photo-input",
+                        height=360,
+                    )
+                    with_teacher = gr.Checkbox(
+                        label="Also explain with the teacher (paper Fig. 6)",
+                        value=services.teacher is not None,
+                        interactive=services.teacher is not None,
+                    )
+                    run = gr.Button("Predict", variant="primary", elem_id="predict-btn")
+                    gr.Examples([str(path) for path in services.examples], inputs=photo, label="Examples")
+                with gr.Column(scale=1):
+                    annotated = gr.Image(label="Faces", elem_id="annotated", height=360, interactive=False)
+                    status = gr.Markdown(elem_id="predict-status")
+                    probabilities = gr.Label(label="Face 1 probabilities", num_top_classes=len(labels), elem_id="probs")
+            with gr.Row():
+                student_cam = gr.Image(label="Grad-CAM: student", elem_id="student-cam", interactive=False)
+                teacher_cam = gr.Image(label="Grad-CAM: teacher", elem_id="teacher-cam", interactive=False)
+            with gr.Accordion("All faces (JSON)", open=False):
+                details = gr.JSON(label="Faces, model version, latency")
+            with gr.Accordion("Add this photo to the dataset", open=False):
+                with gr.Row():
+                    dataset_label = gr.Dropdown([""] + labels, value="", label="Label (optional)", scale=2)
+                    add = gr.Button("Add to dataset", scale=1, elem_id="add-btn")
+                added = gr.Markdown()
+        with gr.Tab("Live webcam"):
+            gr.Markdown("Faces are detected every few frames and tracked in between (FaceStream).")
+            with gr.Row():
+                camera = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy")
+                live = gr.Image(label="Live result", interactive=False)
+            live_probabilities = gr.Label(label="Face 1", num_top_classes=3)
+            stream_state = gr.State(None)
+    outputs = [annotated, probabilities, student_cam, teacher_cam, details, status]
+    run.click(
+        handlers.predict,
+        [photo, with_teacher],
+        outputs,
+        api_name="predict",
+        concurrency_limit=PREDICT_CONCURRENCY,
+        concurrency_id="predict",
+    )
+    photo.upload(
+        handlers.predict,
+        [photo, with_teacher],
+        outputs,
+        api_visibility="private",
+        concurrency_limit=PREDICT_CONCURRENCY,
+        concurrency_id="predict",
+    )
+    camera.stream(
+        handlers.predict_frame,
+        [camera, stream_state],
+        [live, live_probabilities, stream_state],
+        api_name="predict_frame",
+        stream_every=0.15,
+        time_limit=300,
+        concurrency_limit=PREDICT_CONCURRENCY,
+        concurrency_id="live",
+    )
+    add.click(handlers.add_to_dataset, [photo, dataset_label, annotator], added, api_name="add_to_dataset")
+
+
+def _annotate_tab(services: Services, handlers: Handlers, annotator: gr.Textbox, demo: gr.Blocks) -> None:
+    labels = handlers.labels
+    with gr.Tab("Annotate", id="annotate"):
+        with gr.Column(elem_id="annotate-panel"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    with gr.Row():
+                        original = gr.Image(label="Next image", elem_id="queue-image", height=320, interactive=False)
+                        crop = gr.Image(label="Face the label is for", height=320, interactive=False)
+                    info = gr.Markdown(elem_id="queue-info")
+                    label_buttons = []
+                    with gr.Row():
+                        for number, name in enumerate(labels, start=1):
+                            label_buttons.append(
+                                gr.Button(f"{number} · {name}", elem_id=f"label-btn-{number}", min_width=90)
+                            )
+                    with gr.Row():
+                        accept = gr.Button("Accept suggestion (Enter)", variant="primary", elem_id="accept-btn")
+                        skip = gr.Button("Skip (s)", elem_id="skip-btn")
+                        undo = gr.Button("Undo (z)", elem_id="undo-btn")
+                    message = gr.Markdown(elem_id="annotate-message")
+                    image_id = gr.Textbox(visible=False)
+                    suggestion = gr.Textbox(visible=False)
+                with gr.Column(scale=2):
+                    annotator.render()
+                    summary = gr.Markdown(elem_id="stats-summary")
+                    counts = gr.Dataframe(
+                        headers=["class", "train", "validation", "test", "total"],
+                        label="Labelled images",
+                        interactive=False,
+                        elem_id="counts",
+                    )
+                    gr.Markdown("Keys: **1-7** label · **Enter** accept the suggestion · **s** skip · **z** undo")
+            with gr.Accordion("Upload images, a zip or a folder", open=False):
+                with gr.Row():
+                    files = gr.File(label="Images or zips", file_count="multiple", file_types=["image", ".zip"])
+                    folder = gr.File(label="A folder", file_count="directory")
+                labels_from_folders = gr.Checkbox(label="Use folder names as labels (e.g. happy/img1.jpg)")
+                imported = gr.Markdown()
+    queue_outputs = [original, crop, image_id, suggestion, info, *label_buttons]
+    stats_outputs = [counts, summary]
+
+    def after(event: gr.events.Dependency) -> None:
+        event.then(handlers.next_item, annotator, queue_outputs, api_visibility="private").then(
+            handlers.stats_view, None, stats_outputs, api_visibility="private"
+        )
+
+    for button, name in zip(label_buttons, labels):
+        after(button.click(handlers.label_as(name), [image_id, annotator], message, api_visibility="private"))
+    after(accept.click(handlers.label, [image_id, suggestion, annotator], message, api_name="label"))
+    after(skip.click(handlers.skip, image_id, message, api_name="skip"))
+    after(undo.click(handlers.undo, annotator, message, api_name="undo"))
+    after(files.upload(handlers.import_files, [files, labels_from_folders, annotator], imported, api_name="import"))
+    after(
+        folder.upload(
+            handlers.import_files, [folder, labels_from_folders, annotator], imported, api_visibility="private"
+        )
+    )
+    demo.load(handlers.next_item, annotator, queue_outputs, api_name="next_image")
+    demo.load(handlers.stats_view, None, stats_outputs, api_visibility="private")
+
+
+def _retrain_tab(services: Services, handlers: Handlers) -> gr.Timer:
+    with gr.Tab("Retrain", id="retrain"):
+        gr.Markdown(
+            "Fine-tunes the teacher on the labelled images, distils a new student, compares it with the served one "
+            "and promotes it when it does not regress."
+            + (
+                f" Promoted versions are pushed to `{services.settings.push_repo}`."
+                if services.settings.push_repo
+                else ""
+            )
+        )
+        with gr.Row():
+            default_epochs = getattr(getattr(services.retrain, "settings", None), "epochs", 3)
+            epochs = gr.Number(label="Epochs", value=default_epochs, precision=0, minimum=1, maximum=100, scale=1)
+            start = gr.Button("Retrain", variant="primary", elem_id="retrain-btn", scale=2)
+            cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-btn", interactive=False, scale=1)
+        started = gr.Markdown(elem_id="retrain-message")
+        job_json = gr.JSON(visible=False)
+        progress = gr.Markdown("Loading job status…", elem_id="retrain-status")
+        comparison = gr.Dataframe(
+            headers=["evaluation set", "samples", "current", "candidate", "delta (points)", "verdict"],
+            label="Candidate vs current",
+            interactive=False,
+            elem_id="comparison",
+        )
+        with gr.Row():
+            promote = gr.Button("Promote candidate", elem_id="promote-btn", interactive=False)
+            rollback = gr.Button("Roll back to previous", elem_id="rollback-btn")
+        decided = gr.Markdown(elem_id="promote-message")
+        candidate = gr.Textbox(visible=False)
+        timer = gr.Timer(POLL_SECONDS)
+    job_outputs = [progress, comparison, start, cancel, promote]
+    start.click(handlers.start_retrain, epochs, [started, job_json], api_name="retrain", concurrency_limit=1).then(
+        handlers.job_view, None, job_outputs, api_visibility="private"
+    )
+    timer.tick(
+        handlers.job_view, None, job_outputs, api_visibility="private", concurrency_limit=None, show_progress="hidden"
+    )
+    cancel.click(handlers.cancel_retrain, None, started, api_name="cancel_retrain")
+    promote.click(
+        handlers.promote, candidate, decided, api_name="promote", concurrency_limit=1, concurrency_id="registry"
+    )
+    rollback.click(
+        handlers.rollback, None, decided, api_name="rollback", concurrency_limit=1, concurrency_id="registry"
+    )
+    return timer
+
+
+def _models_tab(handlers: Handlers, demo: gr.Blocks) -> gr.Tab:
+    with gr.Tab("Models", id="models") as tab:
+        served = gr.Markdown(elem_id="served")
+        versions = gr.Dataframe(
+            headers=["", "version", "created", "parent", "accuracy", "promoted", "pushed"],
+            label="Versions",
+            interactive=False,
+            elem_id="versions",
+        )
+        with gr.Row():
+            chosen = gr.Dropdown(label="Show version", choices=[], scale=3)
+            refresh = gr.Button("Refresh", scale=1)
+        with gr.Row():
+            confusion = gr.Plot(label="Confusion matrix")
+            curves = gr.Plot(label="Training curves")
+    outputs = [versions, served, chosen, confusion, curves]
+    for event in (tab.select, refresh.click, chosen.input):
+        event(handlers.models_view, chosen, outputs, api_visibility="private")
+    return tab
+
+
+def build_demo(services: Services) -> gr.Blocks:
+    """The whole app for one ``Services``; launch it, mount it, or drive it with ``gradio_client``."""
+    handlers = Handlers(services)
+    with gr.Blocks(title=services.settings.title) as demo:
+        whoami = _header(services, handlers)
+        annotator = gr.Textbox(
+            label="Annotator",
+            value="annotator",
+            render=False,
+            elem_id="annotator",
+            info="Your signed-in name is used when sign-in is configured.",
+            interactive=not services.settings.gated,
+        )
+        with gr.Tabs():
+            _predict_tab(services, handlers, annotator)
+            _annotate_tab(services, handlers, annotator, demo)
+            _retrain_tab(services, handlers)
+            _models_tab(handlers, demo)
+        # JSON endpoints for gradio_client (outside the tabs: they have no component)
+        gr.api(handlers.stats, api_name="stats")
+        gr.api(handlers.retrain_status, api_name="retrain_status")
+        gr.api(handlers.models, api_name="models")
+        demo.load(handlers.whoami, None, whoami, api_visibility="private")
+        demo.load(None, None, None, js=SHORTCUTS_JS)
+    demo.queue(default_concurrency_limit=2)
+    return demo

@@ -1,0 +1,215 @@
+"""Pictures, tables and text the app shows; pure functions of model and store outputs, easy to test."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
+
+from core import Face
+
+__all__ = [
+    "cam_strip",
+    "comparison_rows",
+    "confusion_figure",
+    "counts_rows",
+    "curve_figure",
+    "draw_faces",
+    "job_markdown",
+    "versions_rows",
+]
+
+_BOX_COLOUR = (255, 196, 0)
+_CAM_SIDE = 224  # aligned crops are upscaled so a heat map is readable next to the photo
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType: fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def draw_faces(image: Image.Image, faces: Sequence[Face]) -> Image.Image:
+    """The photo with one numbered box and "label p" caption per face, sized to the photo."""
+    canvas = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(canvas)
+    width = max(2, round(max(canvas.size) / 250))
+    font = _font(max(14, round(max(canvas.size) / 30)))
+    for number, face in enumerate(faces, start=1):
+        x0, y0, x1, y1 = face.box
+        draw.rectangle((x0, y0, x1, y1), outline=_BOX_COLOUR, width=width)
+        caption = f"{number}. {face.label} {face.probs.get(face.label or '', 0):.0%}" if face.label else f"{number}."
+        left, top, right, bottom = draw.textbbox((x0, y0), caption, font=font)
+        top_edge = y0 - (bottom - top) - 2 * width if y0 - (bottom - top) - 2 * width >= 0 else y1
+        draw.rectangle(
+            (x0, top_edge, x0 + (right - left) + 2 * width, top_edge + (bottom - top) + 2 * width), fill=_BOX_COLOUR
+        )
+        draw.text((x0 + width, top_edge + width - (top - y0)), caption, fill=(0, 0, 0), font=font)
+    return canvas
+
+
+def cam_strip(panels: Sequence[tuple[Image.Image, str]]) -> Image.Image | None:
+    """Heat-map overlays side by side, each captioned with its face number and class."""
+    if not panels:
+        return None
+    caption_height = 28
+    strip = Image.new("RGB", (_CAM_SIDE * len(panels), _CAM_SIDE + caption_height), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    font = _font(18)
+    for index, (overlay, caption) in enumerate(panels):
+        strip.paste(
+            overlay.convert("RGB").resize((_CAM_SIDE, _CAM_SIDE), Image.Resampling.BICUBIC), (index * _CAM_SIDE, 0)
+        )
+        draw.text((index * _CAM_SIDE + 6, _CAM_SIDE + 4), caption, fill=(0, 0, 0), font=font)
+    return strip
+
+
+def counts_rows(stats: dict[str, Any]) -> list[list[Any]]:
+    """Class x split counts with totals, for a ``gr.Dataframe`` whose headers are class, splits, total."""
+    splits = list(stats["counts"])
+    rows = []
+    for label in stats["labels"]:
+        values = [stats["counts"][split][label] for split in splits]
+        rows.append([label, *values, sum(values)])
+    totals = [stats["split_totals"][split] for split in splits]
+    rows.append(["total", *totals, sum(totals)])
+    return rows
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def job_markdown(job: Any) -> str:
+    """Stage, epoch and latest metrics of a retrain job (``retrain.JobInfo``), or a hint when none ran."""
+    if job is None:
+        return "No retrain job yet. Label some images, then press **Retrain**."
+    lines = [f"### Job `{job.id}`: {job.state}", f"**Stage:** {job.stage or '-'}"]
+    trained = [event for event in job.events or [] if isinstance(event.get("metrics"), dict)]
+    if trained:
+        latest = trained[-1]
+        lines.append(f"**Epoch:** {latest.get('epoch')} / {latest.get('epochs', '?')} ({latest.get('stage')})")
+        shown = {key: value for key, value in latest["metrics"].items() if isinstance(value, (int, float))}
+        shown.pop("epoch", None)
+        lines.append("| metric | value |\n|---|---|\n" + "\n".join(f"| {k} | {_number(v)} |" for k, v in shown.items()))
+    if job.version:
+        lines.append(f"**Candidate version:** `{job.version}`" + (" (promoted, now served)" if job.promoted else ""))
+    for reason in job.decision or []:
+        lines.append(f"- {reason}")
+    if job.error:
+        lines.append(f"**Error:** {job.error}")
+    if job.push:
+        lines.append(f"**Hub push:** {_linked(str(job.push))}")
+    return "\n\n".join(lines)
+
+
+def _linked(text: str) -> str:
+    """Make the Hub URL in a push outcome clickable."""
+    words = [f"[{word}]({word})" if word.startswith("https://") else word for word in text.split()]
+    return " ".join(words)
+
+
+def _latest_accuracy(metrics: dict[str, Any]) -> float | None:
+    evaluations = metrics.get("evaluations") or {}
+    for name in ("base_benchmark", "store_test"):
+        if isinstance(evaluations.get(name), dict):
+            return evaluations[name].get("accuracy")
+    return metrics.get("accuracy", metrics.get("val_accuracy"))
+
+
+def comparison_rows(comparison: dict[str, Any] | None) -> list[list[Any]]:
+    """One row per evaluation set: samples, current and candidate accuracy, delta, whether it passed."""
+    rows = []
+    for name, row in (comparison or {}).items():
+        if not isinstance(row, dict):
+            continue
+        rows.append(
+            [
+                name,
+                row.get("samples", ""),
+                _percent(row.get("current_accuracy")),
+                _percent(row.get("candidate_accuracy")),
+                f"{100 * row['delta']:+.2f}" if isinstance(row.get("delta"), (int, float)) else "",
+                ("passed" if row.get("passed") else "regressed")
+                + ("" if row.get("counted", True) else " (not counted)"),
+            ]
+        )
+    return rows
+
+
+def _percent(value: Any) -> str:
+    return f"{100 * value:.2f}%" if isinstance(value, (int, float)) else ""
+
+
+def versions_rows(listing: dict[str, Any]) -> list[list[Any]]:
+    """One row per registry version: served marker, version, created, parent, accuracy, promoted, pushed."""
+    current = listing.get("current")
+    rows = []
+    for entry in reversed(listing.get("versions", [])):
+        metrics = entry.get("metrics") or {}
+        accuracy = _latest_accuracy(metrics)
+        rows.append(
+            [
+                "▶ served" if entry.get("version") == current else "",
+                entry.get("version"),
+                str(entry.get("created") or "")[:19],
+                entry.get("parent") or "",
+                _number(accuracy) if accuracy is not None else "",
+                "yes" if entry.get("promoted") else "",
+                str(entry.get("pushed") or ""),
+            ]
+        )
+    return rows
+
+
+def confusion_figure(matrix: Sequence[Sequence[float]] | None, labels: Sequence[str], title: str) -> Figure | None:
+    """A row-normalised confusion matrix (true rows, predicted columns) with counts in the cells."""
+    if not matrix:
+        return None
+    counts = np.asarray(matrix, dtype=float)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure = Figure(figsize=(5.5, 4.8), layout="constrained")
+    axes = figure.add_subplot()
+    axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(labels))
+    axes.set_xticks(ticks, labels, rotation=45, ha="right")
+    axes.set_yticks(ticks, labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    for row in range(counts.shape[0]):
+        for column in range(counts.shape[1]):
+            colour = "white" if shares[row, column] > 0.5 else "black"
+            axes.text(column, row, f"{counts[row, column]:.0f}", ha="center", va="center", color=colour, fontsize=8)
+    return figure
+
+
+def curve_figure(history: Sequence[dict[str, Any]], title: str) -> Figure | None:
+    """Training loss and validation accuracy per epoch (two axes), from a run's per-epoch records."""
+    records = [record for record in history if "epoch" in record]
+    if not records:
+        return None
+    epochs = [record["epoch"] for record in records]
+    figure = Figure(figsize=(5.5, 3.6), layout="constrained")
+    axes = figure.add_subplot()
+    if any("train_loss" in record for record in records):
+        axes.plot(epochs, [record.get("train_loss", np.nan) for record in records], "o-", label="train loss")
+    if any("val_loss" in record for record in records):
+        axes.plot(epochs, [record.get("val_loss", np.nan) for record in records], "s--", label="val loss")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("loss")
+    if any("val_accuracy" in record for record in records):
+        accuracy_axes = axes.twinx()
+        accuracy_axes.plot(
+            epochs, [record.get("val_accuracy", np.nan) for record in records], "^-", color="tab:green", label="val acc"
+        )
+        accuracy_axes.set_ylabel("validation accuracy")
+        accuracy_axes.set_ylim(0, 1)
+        accuracy_axes.legend(loc="upper right")
+    axes.legend(loc="upper left")
+    axes.set_title(title)
+    return figure
