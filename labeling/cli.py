@@ -27,7 +27,12 @@ def _open(args: argparse.Namespace) -> AnnotationStore:
 
 
 def _import(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    detect_faces = None
+    if args.faces:
+        from .faces import store_face_finder
+
+        detect_faces = store_face_finder()
+    with AnnotationStore(args.db or default_db_path(), detect_faces=detect_faces) as store:
         report = store.import_paths(args.paths, labels_from_folders=args.labels_from_folders, annotator=args.annotator)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -68,7 +73,9 @@ def _stats(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     with _open(args) as store:
         if args.push:
-            url = store.push_dataset(args.push, token=args.token, endpoint=args.endpoint, private=args.private or None)
+            url = store.push_dataset(
+                args.push, token=os.environ.get("HF_TOKEN"), endpoint=args.endpoint, private=args.private or None
+            )
             print(f"pushed to {url}")
         elif args.format == "folder":
             print(f"wrote {store.export_folder(args.to, image=args.image)}")
@@ -117,6 +124,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--annotator", default="import", help="who the imported labels are from (default: %(default)s)"
     )
     importer.add_argument("--json", action="store_true", help="print the import report as JSON")
+    importer.add_argument(
+        "--faces",
+        action="store_true",
+        help="detect and align faces in photos with dlib (default: the whole image is the face crop)",
+    )
     importer.set_defaults(handler=_import)
 
     stats = commands.add_parser("stats", help="counts per class and split, per annotator, agreement")
@@ -133,7 +145,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_db(export)
     export.add_argument("--format", choices=("hf", "folder"), default="hf", help="--to layout (default: %(default)s)")
     export.add_argument("--image", choices=("crop", "original"), default="crop", help="which image to export")
-    export.add_argument("--token", help="Hub token (default: the logged-in token or HF_TOKEN)")
     export.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
     export.add_argument("--private", action="store_true", help="create the Hub repo as private")
     export.set_defaults(handler=_export)

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from core import Classifier, FaceDetector, load_classifier
+from core import Classifier, load_classifier
 from core.classifier import shipped_weights_folder
 from labeling import AnnotationStore
+from labeling.faces import store_face_finder
 
 from .access import SessionBook
 from .settings import Settings
@@ -40,15 +40,6 @@ def weights_folder(home: Path, name: str, explicit: Path | None = None) -> Path 
     if explicit is not None:
         raise ModelUnavailable(f"{explicit} is not a weights folder (no config.json)")
     return None
-
-
-def store_face_finder(detector: FaceDetector) -> Callable[[Image.Image], Sequence[tuple[Sequence[float], Image.Image]]]:
-    """The store's ``detect_faces`` hook over core's detector, so labels refer to the same aligned crops."""
-
-    def core_faces(image: Image.Image) -> list[tuple[Sequence[float], Image.Image]]:
-        return [(face.box, face.aligned_crop) for face in detector.detect(image)]
-
-    return core_faces
 
 
 def write_examples(folder: Path) -> list[Path]:
