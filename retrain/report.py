@@ -214,7 +214,7 @@ def write_report(results: dict[str, dict[str, Any]], out: Path, val_data: str, c
             figure = out / "figures" / f"confusion-{name}.png"
             _confusion_figure(result, figure, f"{name}: FER2013Valid (majority)")
             lines.append(f"![confusion matrix {name}](figures/{figure.name})")
-    lines += ["", "## Training cost", "", "| run | epochs | CPU hours |", "|---|---|---|"]
+    lines += ["", "## Training cost", "", "| run | epochs | training wall hours (2-core CPU) |", "|---|---|---|"]
     for name, result in results.items():
         lines.append(f"| {name} | {result['epochs']} | {result['train_hours']:.2f} |")
     path = out / "RESULTS.md"
