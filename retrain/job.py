@@ -29,18 +29,11 @@ from .model_card import write_model_card
 from .publishing import card_metrics, push_pending
 from .registry import ModelRegistry
 from .settings import RetrainSettings
-from .training import Dataset, TrainConfig, TrainingCancelled, run_training
+from .training import Dataset, TrainConfig, TrainingCancelled, distributed_context, run_training
 
 __all__ = ["run_retrain", "distributed_context"]
 
 Log = Callable[[str], None]
-
-
-def distributed_context() -> tuple[int, int]:
-    """(rank, world size), starting the gloo/nccl process group when launched by torchrun."""
-    from .training import _distributed
-
-    return _distributed()
 
 
 def _stop_check(handle: JobHandle, world: int) -> Callable[[], bool]:
@@ -143,13 +136,15 @@ def run_retrain(
     work = handle.work_dir
     curves: dict[str, list[dict]] = {"teacher": [], "student": []}
 
-    def on_epoch(stage: str, total: int) -> Callable[[dict], None]:
+    def train_stage(stage: str, config: TrainConfig) -> Path:
+        """One training stage with its epochs recorded as curves and job events."""
+
         def record(metrics: dict) -> None:
             curves[stage].append(metrics)
             if main_handle is not None:
-                main_handle.event(stage, metrics["epoch"], epochs=total, metrics=metrics)
+                main_handle.event(stage, metrics["epoch"], epochs=epochs, metrics=metrics)
 
-        return record
+        return run_training(config, log=log, train_set=train, val_set=val, on_epoch=record, should_stop=should_stop)
 
     val = val_set if len(val_set) else None
     try:
@@ -157,14 +152,7 @@ def run_retrain(
         teacher_config = _train_config(
             teacher_cfg, sources["teacher"], work / "teacher", settings, epochs, settings.teacher_lr
         )
-        teacher_best = run_training(
-            teacher_config,
-            log=log,
-            train_set=train,
-            val_set=val,
-            on_epoch=on_epoch("teacher", epochs),
-            should_stop=should_stop,
-        )
+        teacher_best = train_stage("teacher", teacher_config)
         _stage(main_handle, log, "student", f"distilling the student for {epochs} epoch(s)", world == 1)
         student_config = _train_config(
             student_cfg, sources["student"], work / "student", settings, epochs, settings.student_lr
@@ -177,14 +165,7 @@ def run_retrain(
         student_config.alpha = (
             settings.alpha if settings.alpha is not None else student_cfg.training.get("alpha", DEFAULT_ALPHA)
         )
-        student_best = run_training(
-            student_config,
-            log=log,
-            train_set=train,
-            val_set=val,
-            on_epoch=on_epoch("student", epochs),
-            should_stop=should_stop,
-        )
+        student_best = train_stage("student", student_config)
     except TrainingCancelled as error:
         raise JobCancelled(str(error)) from error
     if not is_main:

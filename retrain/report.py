@@ -71,13 +71,14 @@ def train_missing(
 def _run_summary(run_dir: Path, val_data: str) -> dict[str, Any] | None:
     if not (run_dir / "best" / "config.json").is_file():
         return None
-    report = evaluate_classifier(load_classifier(run_dir / "best"), val_data)
+    classifier = load_classifier(run_dir / "best")
+    report = evaluate_classifier(classifier, val_data)
     log = run_dir / "metrics.jsonl"
     history = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
     report["epochs"] = len(history)
     report["train_hours"] = sum(r.get("train_seconds", 0.0) for r in history) / 3600.0
     report["history"] = history
-    report["training"] = load_classifier(run_dir / "best").config.training
+    report["training"] = classifier.config.training
     return report
 
 

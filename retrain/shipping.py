@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from core.classifier import Classifier, load_classifier, shipped_weights_folder
-from core.weights import ModelConfig, save_weights
+from core.weights import ModelConfig, read_config, save_weights
 
 from .evaluation import evaluate_classifier
 from .model_card import write_model_card
@@ -26,8 +26,7 @@ PROVENANCE = (
 def fp32_vs_fp16(run_dir: Path, val_data: str) -> dict[str, float]:
     """Accuracy of the run's last float32 checkpoint against the same weights stored in float16."""
     state = torch.load(run_dir / "last.pt", weights_only=False)
-    best = load_classifier(run_dir / "best")
-    config = best.config
+    config = read_config(run_dir / "best")
     model = config.build_model()
     model.load_state_dict(state["model"])
     full = evaluate_classifier(Classifier(model.eval(), config), val_data, latency=False)["accuracy"]

@@ -30,7 +30,7 @@ from core.labels import default_labels
 from core.metrics import classification_metrics, count_flops, count_parameters
 from core.weights import ModelConfig, save_weights
 
-__all__ = ["TrainConfig", "run_training", "Dataset", "load_dataset", "TrainingCancelled"]
+__all__ = ["TrainConfig", "run_training", "Dataset", "load_dataset", "TrainingCancelled", "distributed_context"]
 
 CHECKPOINT_NAME = "last.pt"
 BEST_DIR = "best"
@@ -186,7 +186,7 @@ def _evaluate(model: nn.Module, model_config: ModelConfig, data: Dataset) -> dic
     return metrics
 
 
-def _distributed() -> tuple[int, int]:
+def distributed_context() -> tuple[int, int]:
     """(rank, world size); starts the process group when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -233,7 +233,7 @@ def run_training(
     job passes the annotation store's faces). Under ``torchrun`` each process takes its share of every
     batch and DistributedDataParallel averages the gradients; only rank 0 writes files.
     """
-    rank, world = _distributed()
+    rank, world = distributed_context()
     is_main = rank == 0
     if not is_main:
         log = _silent

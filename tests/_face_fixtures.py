@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from core import PAPER_LABELS, ModelConfig, create_model, save_weights
+from tests._weights import write_random_weights
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ferplus"
 
@@ -40,20 +39,7 @@ def encode(image: Image.Image, format: str = "PNG", **options) -> bytes:
 @pytest.fixture(scope="session", name="student_folder")
 def student_folder_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A student weights folder with random (seeded) weights: the shipped models are not needed."""
-    torch.manual_seed(0)
-    config = ModelConfig(
-        architecture="shufflenet_v2",
-        labels=list(PAPER_LABELS),
-        input_size=64,
-        model_kwargs={"stem": "imagenet", "dropout": 0.5},
-    )
-    model = create_model(config.architecture, num_classes=len(config.labels), **config.model_kwargs)
-    with torch.no_grad():  # give BatchNorm non-trivial statistics so probabilities differ between faces
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_var.uniform_(0.5, 2.0)
-                module.running_mean.uniform_(-0.1, 0.1)
-    return save_weights(model.eval(), config, tmp_path_factory.mktemp("weights") / "student")
+    return write_random_weights(tmp_path_factory.mktemp("weights") / "student", varied_batchnorm=True)
 
 
 @pytest.fixture(scope="session", name="student")

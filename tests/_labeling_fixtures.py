@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from labeling.bench import make_tiny_images
+from tests._weights import write_random_weights
 
 __all__ = ["png_bytes", "jpeg_bytes", "write_ferplus", "random_classifier", "make_tiny_images"]
 
@@ -45,11 +46,7 @@ def write_ferplus(folder: Path, rows: list[dict[str, int]], seed: int = 0) -> li
 
 def random_classifier(folder: Path, labels: tuple[str, ...], seed: int = 0):
     """A real, untrained student saved and loaded the way shipped weights are."""
-    import torch
+    from core import load_classifier
 
-    from core import ModelConfig, create_model, load_classifier, save_weights
-
-    torch.manual_seed(seed)
-    model = create_model("shufflenet_v2", num_classes=len(labels), in_chans=1)
-    save_weights(model, ModelConfig("shufflenet_v2", list(labels), input_size=48), folder)
+    write_random_weights(folder, labels=labels, input_size=48, seed=seed, model_kwargs={})
     return load_classifier(folder)

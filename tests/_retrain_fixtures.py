@@ -10,6 +10,7 @@ import pytest
 
 from labeling import AnnotationStore
 from tests._core_fixtures import pattern_image, write_ferplus_folder
+from tests._weights import write_random_weights
 
 LABELS = ("happy", "sad", "neutral")
 INPUT_SIZE = 32
@@ -17,15 +18,7 @@ INPUT_SIZE = 32
 
 def tiny_weights(folder: Path, architecture: str, seed: int) -> Path:
     """A real but untrained model saved the way shipped weights are (32 px keeps the tests fast)."""
-    import torch
-
-    from core import ModelConfig, create_model, save_weights
-
-    torch.manual_seed(seed)
-    kwargs = {"stem": "imagenet", "dropout": 0.5}
-    model = create_model(architecture, num_classes=len(LABELS), in_chans=1, **kwargs)
-    config = ModelConfig(architecture, list(LABELS), input_size=INPUT_SIZE, model_kwargs=kwargs)
-    return save_weights(model, config, folder)
+    return write_random_weights(folder, architecture, labels=LABELS, input_size=INPUT_SIZE, seed=seed)
 
 
 def fill_store(db: Path, per_class: int = 10, seed: int = 0) -> AnnotationStore:

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from core import PAPER_LABELS, ModelConfig, create_model, save_weights
+from tests._weights import write_random_weights
 from webapp import Services, Settings, build_demo, load_services
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -34,20 +33,7 @@ RETRAIN_ENV = {
 
 
 def write_weights(folder: Path, architecture: str, seed: int) -> Path:
-    torch.manual_seed(seed)
-    config = ModelConfig(
-        architecture=architecture,
-        labels=list(PAPER_LABELS),
-        input_size=64,
-        model_kwargs={"stem": "imagenet", "dropout": 0.5},
-    )
-    model = create_model(architecture, num_classes=len(config.labels), **config.model_kwargs)
-    with torch.no_grad():  # non-trivial BatchNorm statistics, so probabilities differ between faces
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_var.uniform_(0.5, 2.0)
-                module.running_mean.uniform_(-0.1, 0.1)
-    return save_weights(model.eval(), config, folder)
+    return write_random_weights(folder, architecture, seed=seed, varied_batchnorm=True)
 
 
 def make_home(root: Path) -> Path:

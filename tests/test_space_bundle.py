@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core import PAPER_LABELS, ModelConfig, create_model, save_weights
 from spaces.bundle import PACKAGES, SpaceBuild, build_space, read_front_matter
+from tests._weights import write_random_weights
 from tests.support.hub_server import HubServer
 from tsnet.cli import main
 
@@ -27,14 +27,7 @@ ARCHITECTURES = {"student": "shufflenet_v2", "teacher": "eff_resnet18"}
 def make_weights(root: Path) -> Path:
     """Random-init student and teacher weights folders under ``root`` (float16 on disk to keep bundles small)."""
     for name, architecture in ARCHITECTURES.items():
-        config = ModelConfig(
-            architecture=architecture,
-            labels=list(PAPER_LABELS),
-            input_size=64,
-            model_kwargs={"stem": "imagenet", "dropout": 0.5},
-        )
-        model = create_model(architecture, num_classes=len(config.labels), **config.model_kwargs)
-        save_weights(model, config, root / name, half=True)
+        write_random_weights(root / name, architecture, half=True)
     return root
 
 
