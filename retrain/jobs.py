@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -58,6 +59,9 @@ class JobInfo:
     decision: list[str] | None = None
 
 
+_EXIT_GRACE_SECONDS = 10.0  # how long a finished worker may take to exit and free the job lock
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -69,10 +73,25 @@ class JobStore:
         self.root = Path(home) / "jobs"
         self.lock_path = self.root / "retrain.lock"
 
+    def _acquire(self, lock: FileLock) -> bool:
+        """Take ``lock`` without waiting for a running job.
+
+        The worker records its final state just before it exits and the kernel frees its lock, so when
+        the latest job already reads as finished the holder is on its way out: wait a moment for it
+        rather than answer "already running" for a job the user sees as done.
+        """
+        deadline = time.monotonic() + _EXIT_GRACE_SECONDS
+        while not lock.acquire(blocking=False):
+            latest = self.latest()
+            if (latest is not None and latest.state == "running") or time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def lock(self) -> FileLock:
         """Take the one-job-at-a-time lock, or raise :class:`JobAlreadyRunning` naming the running job."""
         lock = FileLock(self.lock_path)
-        if not lock.acquire(blocking=False):
+        if not self._acquire(lock):
             running = self.latest()
             detail = f" (job {running.id}, stage {running.stage})" if running and running.state == "running" else ""
             raise JobAlreadyRunning(f"a retrain job is already running{detail}; wait for it or cancel it")
@@ -80,7 +99,7 @@ class JobStore:
 
     def is_locked(self) -> bool:
         probe = FileLock(self.lock_path)
-        if probe.acquire(blocking=False):
+        if self._acquire(probe):
             probe.release()
             return False
         return True
