@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from core import Face, FaceDetector, FaceStream, ImageError, open_image
-from core.faces import ALIGNED_CROP_SIZE, FERPLUS_KEY_POINTS, landmark_model_path
+from core.faces import ALIGNED_CROP_SIZE, DETECT_FAST_SIDE, FERPLUS_KEY_POINTS, landmark_model_path
 from tests._face_fixtures import (  # noqa: F401
     SHARED_DATA,
     astronaut,
@@ -139,3 +139,22 @@ def test_calibration_reproduces_the_recorded_ferplus_geometry():
 
     geometry = measure_ferplus_geometry(SHARED_DATA / "FER2013Train", limit=120)
     np.testing.assert_allclose(geometry.ferplus, FERPLUS_KEY_POINTS, atol=0.03)
+
+
+def test_a_face_too_small_for_the_quick_pass_is_still_found():
+    face = astronaut().resize((420, 420))
+    photo = Image.new("RGB", (640, 480), (128, 128, 128))
+    photo.paste(face, (100, 60))
+    gray = np.asarray(photo.convert("L"))
+    quick_pass_only = FaceDetector(max_side=DETECT_FAST_SIDE, upsample_below=0, fast_side=None)
+    assert quick_pass_only.find_boxes(gray) == []
+    assert len(FaceDetector().find_boxes(gray)) == 1
+
+
+def test_webcam_stream_with_default_settings_finds_the_face_every_frame(student):
+    from core.bench import bench_photo
+
+    frame = np.asarray(bench_photo((640, 480)))
+    stream = FaceStream(student)
+    counts = [len(stream.process(np.roll(frame, 4 * step, axis=1))) for step in range(7)]
+    assert counts == [1] * 7
