@@ -153,7 +153,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--train", action="store_true", help="train the missing runs first (recipes.py)")
     parser.add_argument("--train-data", help="FER2013Train folder, for --train")
     parser.add_argument("--seeds", type=int, default=2, help="seeds of the student-alone vs distilled comparison")
-    parser.add_argument("--grid-epochs", type=int, default=8, help="shortened schedule of the T x alpha grid")
+    parser.add_argument("--grid-epochs", type=int, default=4, help="shortened schedule of the T x alpha grid")
     parser.add_argument("--threads", type=int, help="torch threads for training")
     parser.set_defaults(handler=_report)
     parser = subparsers.add_parser("train-bench", help="training images/s per model, thread count and memory format")

@@ -57,8 +57,8 @@ def test_report_writes_tables_and_confusion_figures(runs, tmp_path):
     text = (tmp_path / "docs" / "RESULTS.md").read_text()
     for heading in ("Table I", "Table II", "Table III", "Table IV", "Protocol", "majority"):
         assert heading in text
-    assert "| ResNet18 | not run" in text  # missing runs are named, never invented
-    assert "EFF-ResNet18 (teacher) | 11." in text
+    assert "| ResNet18 (short schedule) | not run" in text  # missing runs are named, never invented
+    assert "EFF-ResNet18 (teacher) | 1 | 11." in text  # epochs, then parameters (millions)
     assert (tmp_path / "docs" / "figures" / "confusion-distill-s0.png").stat().st_size > 1000
 
 
