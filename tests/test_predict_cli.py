@@ -84,3 +84,15 @@ def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as caught:
         main([command, "--help"])
     assert caught.value.code == 0 and len(capsys.readouterr().out) > 100
+
+
+def test_bench_json_times_every_stage_and_the_stream_sees_the_face(student_folder, capsys):
+    assert main(["bench", "--json", "--model", str(student_folder), "--repeats", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["photos"]) == {"640x480", "640x480-portrait", "1920x1080"}
+    for stages in report["photos"].values():
+        assert stages["faces"] == 1
+        for stage in ("decode", "detect", "landmarks", "align", "classify", "gradcam", "end_to_end_without_gradcam"):
+            assert stages[stage]["p50_ms"] > 0
+    assert report["crop_classification"]["onnx_int8"]["batch1_model_only"]["p50_ms"] > 0
+    assert report["webcam"]["faces_per_frame"] == 1.0 and report["webcam"]["fps"] > 0
