@@ -24,6 +24,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser, command: str) -> No
     parser.add_argument("--arch", default=_ARCHITECTURE[command], help="model name (default: %(default)s)")
     parser.add_argument("--labels", help="label set name (paper7, ferplus8) or comma-separated classes")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    parser.add_argument("--init-from", help="start from this weights folder (same architecture and labels)")
     for name in (
         "epochs",
         "batch_size",

@@ -3,6 +3,7 @@ measured validation metrics in config.json, and a model card with protocol, comm
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def _card_body(name: str, config: ModelConfig, report: dict, command: str) -> st
             "teacher_cache",
             "flip_tta",
             "seed",
+            "threads",
+            "train_hours",
         )
         if key in training and (key not in ("temperature", "alpha", "teacher_cache") or training.get("teacher"))
     )
@@ -101,6 +104,10 @@ def ship_run(run_dir: str | Path, name: str, val_data: str, command: str, destin
     report = evaluate_classifier(classifier, val_data)
     config = classifier.config
     config.training = {**config.training, "command": command, "shipped_as": name, "version": "base"}
+    log = run_dir / "metrics.jsonl"
+    if log.is_file():
+        epochs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        config.training["train_hours"] = round(sum(e.get("train_seconds", 0.0) for e in epochs) / 3600, 2)
     for key in ("train_data", "val_data", "teacher"):
         if config.training.get(key):
             config.training[key] = Path(config.training[key]).name if key != "teacher" else "shipped teacher"
