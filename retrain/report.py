@@ -44,6 +44,8 @@ def experiment_plan(seeds: int = 2, grid_epochs: int = 4) -> dict[str, dict[str,
     for seed in range(seeds):
         plan[f"student-s{seed}"] = {**STUDENT_RECIPE, "seed": seed}
         plan[f"distill-s{seed}"] = {**DISTILL_RECIPE, "seed": seed, "teacher": "teacher"}
+    # The grid's best alpha checked on the comparison schedule (seed 0), against distill-s0's alpha 0.4.
+    plan["distill-a0.6-s0"] = {**DISTILL_RECIPE, "alpha": 0.6, "seed": 0, "teacher": "teacher"}
     for temperature in GRID_TEMPERATURES:
         for alpha in GRID_ALPHAS:
             plan[f"grid-T{temperature:g}-a{alpha:g}"] = {
@@ -226,6 +228,12 @@ def write_report(results: dict[str, dict[str, Any]], out: Path, val_data: str, c
             lines.append(f"| {temperature:g} | " + " | ".join(cells) + " |")
         best = max(grid_runs, key=lambda name: grid_runs[name]["accuracy"])
         lines += ["", f"Best cell: `{best}` ({_pct(grid_runs[best]['accuracy'])} %)."]
+        check, baseline = results.get("distill-a0.6-s0"), results.get("distill-s0")
+        if check and baseline:
+            lines.append(
+                f"On the comparison schedule ({check['epochs']} epochs, seed 0): alpha 0.6 {_pct(check['accuracy'])} %"
+                f" vs alpha 0.4 {_pct(baseline['accuracy'])} % (`distill-a0.6-s0` vs `distill-s0`, both T=6)."
+            )
     else:
         lines.append("Not measured yet: needs `grid-T<T>-a<alpha>` runs (`tsnet report --train`).")
     lines += ["", "## Table III: with the plain ResNet18 baseline", "", header, rule]
