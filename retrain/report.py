@@ -115,7 +115,9 @@ def _pct(value: float | None) -> str:
 def _row(name: str, result: dict[str, Any] | None) -> str:
     if result is None:
         return f"| {name} | not run | | | | | | | |"
-    epochs = result["training"].get("epochs") or result["epochs"]
+    planned = result["training"].get("epochs")
+    done = result["epochs"]  # epochs in the run's log; fewer than planned when a run was stopped early
+    epochs = f"{done} of {planned}" if done and planned and done < planned else (done or planned)
     return (
         f"| {name} | {epochs} | {result['params'] / 1e6:.2f} | {_pct(result['accuracy'])} |"
         f" {result['macro_precision']:.3f} |"
@@ -241,6 +243,10 @@ def write_report(results: dict[str, dict[str, Any]], out: Path, val_data: str, c
     lines += [_row("EFF-ResNet18 (short schedule)", results.get("eff_resnet18-short"))]
     lines += [_row("EFF-ResNet18 (shipped teacher)", results.get("teacher")), _row("T-SNet (shipped)", shipped)]
     lines += ["", "The first two rows share one schedule and recipe: the fair ResNet18 vs EFF-ResNet18 comparison."]
+    for name in ("resnet18", "eff_resnet18-short"):
+        if name in results and results[name]["history"]:
+            by_epoch = ", ".join(_pct(epoch.get("val_accuracy")) for epoch in results[name]["history"])
+            lines.append(f"- `{name}` validation accuracy % after each epoch: {by_epoch}")
     lines += ["", "## Table IV: per-class accuracy (recall)", ""]
     table4_runs = ("teacher", "student-s0", "distill-s0", SHIPPED_STUDENT_RUN)
     shown = [(name, results[name]) for name in table4_runs if name in results]
