@@ -29,7 +29,7 @@ from .recipes import (
     STUDENT_RECIPE,
     TEACHER_RECIPE,
 )
-from .training import TrainConfig, run_training
+from .training import TrainConfig, read_history, run_training, training_hours
 
 __all__ = ["experiment_plan", "train_missing", "evaluate_runs", "write_report"]
 
@@ -66,9 +66,7 @@ def train_missing(
     for name in sorted(plan, key=lambda n: ("teacher" in plan[n], "init_from" in plan[n])):
         recipe = dict(plan[name])
         out = runs / name
-        if (out / "metrics.jsonl").is_file() and len((out / "metrics.jsonl").read_text().splitlines()) >= recipe[
-            "epochs"
-        ]:
+        if len(read_history(out)) >= recipe["epochs"]:
             continue
         for source in ("teacher", "init_from"):  # these name other runs of the plan
             if source in recipe:
@@ -89,10 +87,9 @@ def _run_summary(run_dir: Path, val_data: str) -> dict[str, Any] | None:
         return None
     classifier = load_classifier(run_dir / "best")
     report = evaluate_classifier(classifier, val_data)
-    log = run_dir / "metrics.jsonl"
-    history = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    history = read_history(run_dir)
     report["epochs"] = len(history)
-    report["train_hours"] = sum(r.get("train_seconds", 0.0) for r in history) / 3600.0
+    report["train_hours"] = training_hours(history)
     report["history"] = history
     report["training"] = classifier.config.training
     return report

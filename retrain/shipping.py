@@ -3,7 +3,6 @@ measured validation metrics in config.json, and a model card with protocol, comm
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from core.weights import ModelConfig, read_config, save_weights
 
 from .evaluation import evaluate_classifier
 from .model_card import write_model_card
+from .training import read_history, training_hours
 
 __all__ = ["ship_run", "fp32_vs_fp16"]
 
@@ -104,10 +104,9 @@ def ship_run(run_dir: str | Path, name: str, val_data: str, command: str, destin
     report = evaluate_classifier(classifier, val_data)
     config = classifier.config
     config.training = {**config.training, "command": command, "shipped_as": name, "version": "base"}
-    log = run_dir / "metrics.jsonl"
-    if log.is_file():
-        epochs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        config.training["train_hours"] = round(sum(e.get("train_seconds", 0.0) for e in epochs) / 3600, 2)
+    history = read_history(run_dir)
+    if history:
+        config.training["train_hours"] = round(training_hours(history), 2)
     for key in ("train_data", "val_data", "teacher"):
         if config.training.get(key):
             config.training[key] = Path(config.training[key]).name if key != "teacher" else "shipped teacher"

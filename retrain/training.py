@@ -30,7 +30,16 @@ from core.labels import default_labels
 from core.metrics import classification_metrics, count_flops, count_parameters
 from core.weights import ModelConfig, save_weights
 
-__all__ = ["TrainConfig", "run_training", "Dataset", "load_dataset", "TrainingCancelled", "distributed_context"]
+__all__ = [
+    "TrainConfig",
+    "run_training",
+    "Dataset",
+    "load_dataset",
+    "TrainingCancelled",
+    "distributed_context",
+    "read_history",
+    "training_hours",
+]
 
 CHECKPOINT_NAME = "last.pt"
 BEST_DIR = "best"
@@ -395,6 +404,17 @@ def run_training(
         f" {flops / 1e6:.1f} MFLOPs"
     )
     return run_dir / BEST_DIR
+
+
+def read_history(run_dir: str | Path) -> list[dict]:
+    """The per-epoch records of a run folder's metrics log (empty when the run kept none)."""
+    log = Path(run_dir) / METRICS_LOG
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+
+
+def training_hours(history: list[dict]) -> float:
+    """Wall hours spent in training epochs (evaluation excluded), from :func:`read_history` records."""
+    return sum(record.get("train_seconds", 0.0) for record in history) / 3600.0
 
 
 def _silent(message: str) -> None:
