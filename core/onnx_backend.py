@@ -8,6 +8,7 @@ millisecond. :class:`OnnxClassifier` is a :class:`~core.classifier.Classifier`, 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tempfile
@@ -25,6 +26,7 @@ from PIL import Image
 
 from .classifier import Classifier
 from .data.tensors import STORE_SIZE, to_gray_array
+from .shufflenet_export import ShuffleNetForExport
 from .weights import ModelConfig
 
 __all__ = ["OnnxClassifier", "export_onnx", "CONFIG_METADATA_KEY"]
@@ -34,50 +36,10 @@ INPUT_NAME, OUTPUT_NAME = "faces", "logits"
 OPSET = 17
 
 
-def _shuffle_order(channels: int, groups: int = 2) -> torch.Tensor:
-    """Channel indices such that ``channel_shuffle(x)[:, j] == x[:, order[j]]``."""
-    return torch.arange(channels).reshape(groups, channels // groups).T.reshape(-1)
-
-
-class _ShuffleNetForExport(nn.Module):
-    """torchvision's ShuffleNetV2, computed the same way with constant channel gathers instead of shuffles.
-
-    Each block's channel shuffle followed by the next block's split is a fixed permutation, so it becomes
-    one Gather per half; torchvision's shuffle and ``chunk`` trace to ~150 Shape/Reshape/Transpose/Slice
-    nodes that cost ONNX Runtime about as much as the convolutions at 64 px.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        model = self.model
-        x = model.maxpool(model.conv1(x))
-        order: torch.Tensor | None = None  # x holds the shuffled tensor's channels in this order
-        for stage in (model.stage2, model.stage3, model.stage4):
-            for block in stage:
-                if block.stride == 1:
-                    half = int(x.shape[1]) // 2
-                    if order is None:
-                        left, right = x[:, :half], x[:, half:]
-                    else:
-                        left, right = x.index_select(1, order[:half]), x.index_select(1, order[half:])
-                    x = torch.cat((left, block.branch2(right)), dim=1)
-                else:
-                    shuffled = x if order is None else x.index_select(1, order)
-                    x = torch.cat((block.branch1(shuffled), block.branch2(shuffled)), dim=1)
-                order = _shuffle_order(int(x.shape[1]))
-        if order is not None:
-            x = x.index_select(1, order)
-        x = model.conv5(x).mean([2, 3])
-        return model.fc(x)
-
-
 def _exportable(model: nn.Module) -> nn.Module:
     from torchvision.models import ShuffleNetV2
 
-    return _ShuffleNetForExport(model) if isinstance(model, ShuffleNetV2) else model
+    return ShuffleNetForExport(model) if isinstance(model, ShuffleNetV2) else model
 
 
 def _float_graph(model: nn.Module, config: ModelConfig) -> bytes:
@@ -104,8 +66,13 @@ def _quantize(graph: bytes, calibration: np.ndarray) -> bytes:
     """Static int8 quantization (QOperator, per-channel weights) calibrated on preprocessed faces."""
     import logging
 
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static, registry
-    from onnxruntime.quantization.operators.direct_q8 import Direct8BitOp
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Batches(CalibrationDataReader):
@@ -122,22 +89,21 @@ def _quantize(graph: bytes, calibration: np.ndarray) -> bytes:
         quant_pre_process(str(source), str(prepared))
         previous = logging.getLogger().level
         logging.getLogger().setLevel(logging.ERROR)  # the quantizer warns once per integer shape tensor
-        # The channel gathers only reorder values: run them on the int8 tensor with its input's scale,
-        # not between a dequantize and a requantize (ORT quantizes Gather only for embedding tables).
-        gather = registry.QLinearOpsRegistry["Gather"]
-        registry.QLinearOpsRegistry["Gather"] = Direct8BitOp
         try:
-            quantize_static(
-                str(prepared),
-                str(target),
-                Batches(),
-                quant_format=QuantFormat.QOperator,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-            )
+            # The histogram calibrator prints its bin counts; stdout may carry `tsnet bench --json`.
+            with contextlib.redirect_stdout(io.StringIO()):
+                quantize_static(
+                    str(prepared),
+                    str(target),
+                    Batches(),
+                    quant_format=QuantFormat.QOperator,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                    # Clipping at the 99.999th percentile measured 0.1 point better on FER2013Valid than min-max.
+                    calibrate_method=CalibrationMethod.Percentile,
+                )
         finally:
-            registry.QLinearOpsRegistry["Gather"] = gather
             logging.getLogger().setLevel(previous)
         return target.read_bytes()
 

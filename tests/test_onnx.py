@@ -48,3 +48,16 @@ def test_int8_export_stays_close_to_float(student):
 def test_unknown_backend_is_refused(student_folder):
     with pytest.raises(ValueError, match="unknown backend"):
         load_classifier(student_folder, backend="tensorrt")
+
+
+@pytest.mark.parametrize("input_size", [48, 64])
+def test_routed_export_model_computes_what_torchvision_computes(student, input_size):
+    from core.shufflenet_export import ShuffleNetForExport
+
+    before = {name: tensor.clone() for name, tensor in student.model.state_dict().items()}
+    routed = ShuffleNetForExport(student.model)
+    faces = torch.randn(3, 1, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(routed(faces), student.model(faces), atol=1e-4)
+    # The weights it permutes are its own copy: the served model is untouched.
+    assert all(torch.equal(before[name], tensor) for name, tensor in student.model.state_dict().items())
