@@ -105,6 +105,17 @@ def evaluate_runs(runs: Path, val_data: str, plan: dict[str, dict[str, Any]]) ->
     return results
 
 
+def _tsnet_title(name: str, result: dict[str, Any]) -> str:
+    """A long-schedule distillation run's row title: the settings that tell the T-SNet runs apart."""
+    training = result["training"]
+    settings = [f"T={training.get('temperature'):g}", f"alpha {training.get('alpha'):g}"]
+    settings += [f"{training.get('input_size')} px", f"seed {training.get('seed')}"]
+    if training.get("init_from"):
+        settings.append("warm start from its best weights")
+    shipped = ", shipped" if name == SHIPPED_STUDENT_RUN else ""
+    return f"T-SNet `{name}` ({', '.join(settings)}{shipped})"
+
+
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}"
 
@@ -192,11 +203,11 @@ def write_report(results: dict[str, dict[str, Any]], out: Path, val_data: str, c
         _row("EFF-ResNet18 (teacher)", results.get("teacher")),
         _row("ShuffleNetV2 (student alone, seed 0)", student),
         _row("T-SNet (distilled student, seed 0)", distilled),
-        _row("T-SNet, long schedule (tsnet-s0)", results.get("tsnet-s0")),
-        _row("T-SNet, + warm restart (tsnet-s0-restart)", results.get("tsnet-s0-restart")),
+        *[_row(_tsnet_title(name, result), result) for name, result in results.items() if name.startswith("tsnet")],
         "",
         "The student-alone and distilled rows share one (shortened) schedule; the T-SNet rows are the same"
-        f" distillation recipe run longer (`retrain/recipes.py`). Shipped as the student: `{SHIPPED_STUDENT_RUN}`.",
+        " distillation recipe run longer, with the settings named in the row (`retrain/recipes.py`)."
+        f" Shipped as the student: `{SHIPPED_STUDENT_RUN}`.",
         "",
         "## Distillation gain across seeds",
         "",
