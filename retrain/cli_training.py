@@ -107,6 +107,13 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _average(args: argparse.Namespace) -> int:
+    from .averaging import average_checkpoints
+
+    print(f"averaged {len(args.sources)} checkpoints into {average_checkpoints(args.sources, args.out)}")
+    return 0
+
+
 def _train_bench(args: argparse.Namespace) -> int:
     from .throughput import training_throughput
 
@@ -157,6 +164,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--grid-epochs", type=int, default=4, help="shortened schedule of the T x alpha grid")
     parser.add_argument("--threads", type=int, help="torch threads for training")
     parser.set_defaults(handler=_report)
+    text = "uniform weight average of checkpoints of one model (a run's best and last epochs, a warm restart)"
+    parser = subparsers.add_parser("average", help=text, description=text)
+    parser.add_argument("sources", nargs="+", help="weights folders (RUN/best) or training checkpoints (RUN/last.pt)")
+    parser.add_argument("--out", required=True, help="weights folder to write (config.json, model.safetensors)")
+    parser.set_defaults(handler=_average)
     parser = subparsers.add_parser("train-bench", help="training images/s per model, thread count and memory format")
     parser.add_argument("--arch", nargs="+", default=["eff_resnet18", "shufflenet_v2"])
     parser.add_argument("--input-size", type=int, default=64)

@@ -17,14 +17,17 @@ from typing import Any
 from core.classifier import load_classifier
 from core.labels import default_labels
 
+from .averaging import average_checkpoints
 from .evaluation import evaluate_classifier
 from .recipes import (
+    AVERAGED_CHECKPOINTS,
     BASELINE_EPOCHS,
     DISTILL_RECIPE,
+    FAST_48PX_RECIPE,
     GRID_ALPHAS,
     GRID_TEMPERATURES,
+    LONG_DISTILL_RECIPE,
     RESTART_RECIPE,
-    SHIPPED_STUDENT_RECIPE,
     SHIPPED_STUDENT_RUN,
     STUDENT_RECIPE,
     TEACHER_RECIPE,
@@ -37,8 +40,12 @@ __all__ = ["experiment_plan", "train_missing", "evaluate_runs", "write_report"]
 def experiment_plan(seeds: int = 2, grid_epochs: int = 4) -> dict[str, dict[str, Any]]:
     """Experiment name -> recipe overrides; distillation runs name their teacher run."""
     plan: dict[str, dict[str, Any]] = {"teacher": dict(TEACHER_RECIPE)}
-    plan["tsnet-s0"] = {**SHIPPED_STUDENT_RECIPE, "seed": 0, "teacher": "teacher"}
+    plan["tsnet-s0"] = {**LONG_DISTILL_RECIPE, "seed": 0, "teacher": "teacher"}
     plan["tsnet-s0-restart"] = {**RESTART_RECIPE, "seed": 0, "teacher": "teacher", "init_from": "tsnet-s0"}
+    for seed in range(seeds):
+        plan[f"tsnet-a0.6-s{seed}"] = {**LONG_DISTILL_RECIPE, "alpha": 0.6, "seed": seed, "teacher": "teacher"}
+    plan["tsnet48-ft"] = {**FAST_48PX_RECIPE, "seed": 0, "teacher": "teacher", "init_from": "tsnet-s0"}
+    plan["tsnet-s0-avg"] = {"average_of": AVERAGED_CHECKPOINTS}
     plan["resnet18"] = {**TEACHER_RECIPE, "architecture": "resnet18", "epochs": BASELINE_EPOCHS}
     plan["eff_resnet18-short"] = {**TEACHER_RECIPE, "epochs": BASELINE_EPOCHS}
     for seed in range(seeds):
@@ -63,9 +70,13 @@ def train_missing(
 ) -> None:
     """Train (or resume) every planned run whose best weights are missing; teachers first."""
     known = {f.name for f in fields(TrainConfig)}
-    for name in sorted(plan, key=lambda n: ("teacher" in plan[n], "init_from" in plan[n])):
+    for name in sorted(plan, key=lambda n: ("teacher" in plan[n], "init_from" in plan[n], "average_of" in plan[n])):
         recipe = dict(plan[name])
         out = runs / name
+        if "average_of" in recipe:  # checkpoints of other planned runs: "<run>/best" or "<run>/last.pt"
+            if not (out / "best" / "config.json").is_file():
+                average_checkpoints([runs / source for source in recipe["average_of"]], out / "best")
+            continue
         if len(read_history(out)) >= recipe["epochs"]:
             continue
         for source in ("teacher", "init_from"):  # these name other runs of the plan
@@ -89,7 +100,8 @@ def _run_summary(run_dir: Path, val_data: str) -> dict[str, Any] | None:
     report = evaluate_classifier(classifier, val_data)
     history = read_history(run_dir)
     report["epochs"] = len(history)
-    report["train_hours"] = training_hours(history)
+    # An averaged model has no log of its own; it records its sources' training time.
+    report["train_hours"] = training_hours(history) if history else classifier.config.training.get("train_hours")
     report["history"] = history
     report["training"] = classifier.config.training
     return report
@@ -112,6 +124,9 @@ def _tsnet_title(name: str, result: dict[str, Any]) -> str:
     settings += [f"{training.get('input_size')} px", f"seed {training.get('seed')}"]
     if training.get("init_from"):
         settings.append("warm start from its best weights")
+    if training.get("averaged_from"):
+        checkpoints = [f"`{Path(source).parent.name}/{Path(source).name}`" for source in training["averaged_from"]]
+        settings.append("weight average of " + ", ".join(checkpoints))
     shipped = ", shipped" if name == SHIPPED_STUDENT_RUN else ""
     return f"T-SNet `{name}` ({', '.join(settings)}{shipped})"
 
@@ -272,7 +287,7 @@ def write_report(results: dict[str, dict[str, Any]], out: Path, val_data: str, c
             lines.append(f"![confusion matrix {name}](figures/{figure.name})")
     lines += ["", "## Training cost", "", "| run | epochs | training wall hours (2-core CPU) |", "|---|---|---|"]
     for name, result in results.items():
-        hours = f"{result['train_hours']:.2f}" if result["epochs"] else "n/a (training log not kept)"
+        hours = "n/a (training log not kept)" if result["train_hours"] is None else f"{result['train_hours']:.2f}"
         lines.append(f"| {name} | {result['epochs'] or result['training'].get('epochs')} | {hours} |")
     path = out / "RESULTS.md"
     path.write_text("\n".join(lines) + "\n")

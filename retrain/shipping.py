@@ -89,6 +89,11 @@ def _card_body(name: str, config: ModelConfig, report: dict, command: str) -> st
             "",
             f"Recipe: {recipe}.",
             "",
+            *(
+                [f"Weights: the uniform average of {', '.join(training['averaged_from'])} (`tsnet average`).", ""]
+                if training.get("averaged_from")
+                else []
+            ),
             "## Data provenance",
             "",
             PROVENANCE,
@@ -107,6 +112,11 @@ def ship_run(run_dir: str | Path, name: str, val_data: str, command: str, destin
     history = read_history(run_dir)
     if history:
         config.training["train_hours"] = round(training_hours(history), 2)
+    elif config.training.get("train_hours") is not None:  # an averaged model: its sources' training time
+        config.training["train_hours"] = round(config.training["train_hours"], 2)
+    if config.training.get("averaged_from"):
+        sources = [Path(source) for source in config.training["averaged_from"]]
+        config.training["averaged_from"] = [f"{source.parent.name}/{source.name}" for source in sources]
     for key in ("train_data", "val_data", "teacher"):
         if config.training.get(key):
             config.training[key] = Path(config.training[key]).name if key != "teacher" else "shipped teacher"
