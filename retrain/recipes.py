@@ -54,7 +54,7 @@ SHIPPED_STUDENT_RECIPE: dict[str, Any] = LONG_DISTILL_RECIPE
 RESTART_RECIPE: dict[str, Any] = {**DISTILL_RECIPE, "epochs": 10, "lr": 0.01, "warmup_epochs": 0}
 
 # FER+'s native 48 px input, fine-tuned from tsnet-s0 (run "tsnet48-ft"): ~20 % faster int8 inference, measured
-# 83.62 % after 10 epochs against 86.87 % at 64 px, so not shipped.
+# 83.58 % after 10 epochs against 86.87 % at 64 px, so not shipped.
 FAST_48PX_RECIPE: dict[str, Any] = {**RESTART_RECIPE, "input_size": 48, "alpha": 0.6}
 
 # One trajectory's checkpoints, weight-averaged (run "tsnet-s0-avg", `tsnet average`): measured 87.10 % against
