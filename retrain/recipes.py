@@ -45,7 +45,7 @@ STUDENT_RECIPE: dict[str, Any] = {**TEACHER_RECIPE, "architecture": "shufflenet_
 # The distilled student: teacher logits cached once on clean faces (mirrored and averaged), T=6, alpha=0.4.
 DISTILL_RECIPE: dict[str, Any] = {**STUDENT_RECIPE, "teacher_cache": True, "temperature": 6.0, "alpha": 0.4}
 
-# The distillation recipe on the long schedule (run "tsnet-s0"; "tsnet-a0.6-s<seed>" with the grid's best alpha) ...
+# The distillation recipe on the long schedule (run "tsnet-s0"; "tsnet-a0.6-s0" with the grid's best alpha) ...
 LONG_DISTILL_RECIPE: dict[str, Any] = {**DISTILL_RECIPE, "epochs": 64}
 SHIPPED_STUDENT_RECIPE: dict[str, Any] = LONG_DISTILL_RECIPE
 

@@ -42,8 +42,9 @@ def experiment_plan(seeds: int = 2, grid_epochs: int = 4) -> dict[str, dict[str,
     plan: dict[str, dict[str, Any]] = {"teacher": dict(TEACHER_RECIPE)}
     plan["tsnet-s0"] = {**LONG_DISTILL_RECIPE, "seed": 0, "teacher": "teacher"}
     plan["tsnet-s0-restart"] = {**RESTART_RECIPE, "seed": 0, "teacher": "teacher", "init_from": "tsnet-s0"}
-    for seed in range(seeds):
-        plan[f"tsnet-a0.6-s{seed}"] = {**LONG_DISTILL_RECIPE, "alpha": 0.6, "seed": seed, "teacher": "teacher"}
+    plan["tsnet-a0.6-s0"] = {**LONG_DISTILL_RECIPE, "alpha": 0.6, "seed": 0, "teacher": "teacher"}
+    restart = {**RESTART_RECIPE, "alpha": 0.6, "seed": 0, "teacher": "teacher", "init_from": "tsnet-s0"}
+    plan["tsnet-s0-restart-a0.6"] = restart
     plan["tsnet48-ft"] = {**FAST_48PX_RECIPE, "seed": 0, "teacher": "teacher", "init_from": "tsnet-s0"}
     plan["tsnet-s0-avg"] = {"average_of": AVERAGED_CHECKPOINTS}
     plan["resnet18"] = {**TEACHER_RECIPE, "architecture": "resnet18", "epochs": BASELINE_EPOCHS}
@@ -123,7 +124,8 @@ def _tsnet_title(name: str, result: dict[str, Any]) -> str:
     settings = [f"T={training.get('temperature'):g}", f"alpha {training.get('alpha'):g}"]
     settings += [f"{training.get('input_size')} px", f"seed {training.get('seed')}"]
     if training.get("init_from"):
-        settings.append("warm start from its best weights")
+        start = Path(training["init_from"])
+        settings.append(f"warm start from `{start.parent.name if start.name == 'best' else start.name}`")
     if training.get("averaged_from"):
         checkpoints = [f"`{Path(source).parent.name}/{Path(source).name}`" for source in training["averaged_from"]]
         settings.append("weight average of " + ", ".join(checkpoints))
