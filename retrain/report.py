@@ -263,6 +263,16 @@ def write_report(results: dict[str, dict[str, Any]], out: Path, val_data: str, c
                 f"On the comparison schedule ({check['epochs']} epochs, seed 0): alpha 0.6 {_pct(check['accuracy'])} %"
                 f" vs alpha 0.4 {_pct(baseline['accuracy'])} % (`distill-a0.6-s0` vs `distill-s0`, both T=6)."
             )
+        long_06, long_04 = results.get("tsnet-a0.6-s0"), results.get("tsnet-s0")
+        if long_06 and long_04:
+            lines.append(
+                f"On the long schedule ({long_04['epochs']} epochs, seed 0): alpha 0.6 {_pct(long_06['accuracy'])} %"
+                f" vs alpha 0.4 {_pct(long_04['accuracy'])} % (`tsnet-a0.6-s0` vs `tsnet-s0`): the short-schedule"
+                " ranking did not carry over to it."
+                if long_06["accuracy"] < long_04["accuracy"]
+                else f"On the long schedule: alpha 0.6 {_pct(long_06['accuracy'])} % vs alpha 0.4"
+                f" {_pct(long_04['accuracy'])} % (`tsnet-a0.6-s0` vs `tsnet-s0`)."
+            )
     else:
         lines.append("Not measured yet: needs `grid-T<T>-a<alpha>` runs (`tsnet report --train`).")
     lines += ["", "## Table III: with the plain ResNet18 baseline", "", header, rule]
