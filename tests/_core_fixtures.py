@@ -44,3 +44,10 @@ def write_ferplus_folder(folder: Path, labels: tuple[str, ...], per_class: int =
             rows.append(f'{name},"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
     (folder / "label.csv").write_text("\n".join(rows) + "\n")
     return folder
+
+
+def tiny_training_settings(root: Path, labels: tuple[str, ...], train_per_class: int, val_per_class: int) -> dict:
+    """Generated FER+ train/val folders under ``root`` and the TrainConfig settings for second-long runs."""
+    train = write_ferplus_folder(root / "train", labels, per_class=train_per_class)
+    val = write_ferplus_folder(root / "val", labels, per_class=val_per_class, seed=1)
+    return dict(train_data=str(train), val_data=str(val), labels=list(labels), batch_size=16, input_size=32, threads=1)

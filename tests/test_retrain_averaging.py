@@ -11,7 +11,7 @@ from core.weights import load_weights, save_weights
 from retrain.averaging import average_checkpoints
 from retrain.report import evaluate_runs, train_missing
 from retrain.training import TrainConfig, run_training
-from tests._core_fixtures import write_ferplus_folder
+from tests._core_fixtures import tiny_training_settings
 
 LABELS = ("angry", "disgust", "happy", "sad", "surprise", "neutral", "contempt")
 
@@ -19,14 +19,11 @@ LABELS = ("angry", "disgust", "happy", "sad", "surprise", "neutral", "contempt")
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("averaging")
-    train = write_ferplus_folder(root / "train", LABELS, per_class=4)
-    val = write_ferplus_folder(root / "val", LABELS, per_class=2, seed=1)
-    common = dict(train_data=str(train), val_data=str(val), labels=list(LABELS), batch_size=16, input_size=32)
+    common = tiny_training_settings(root, LABELS, train_per_class=4, val_per_class=2)
     for name, epochs in (("a", 2), ("b", 1)):
-        out = str(root / "runs" / name)
-        config = TrainConfig(architecture="shufflenet_v2", out=out, epochs=epochs, threads=1, **common)
+        config = TrainConfig(architecture="shufflenet_v2", out=str(root / "runs" / name), epochs=epochs, **common)
         run_training(config, log=str)
-    return root / "runs", val
+    return root / "runs", common["val_data"]
 
 
 def test_average_is_the_mean_of_the_checkpoints(runs, tmp_path):

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from retrain.training import TrainConfig, run_training
-from tests._core_fixtures import write_ferplus_folder
+from tests._core_fixtures import tiny_training_settings
 
 LABELS = ("angry", "disgust", "happy", "sad", "surprise", "neutral", "contempt")
 
@@ -14,11 +14,7 @@ LABELS = ("angry", "disgust", "happy", "sad", "surprise", "neutral", "contempt")
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
-    train = write_ferplus_folder(root / "train", LABELS, per_class=6)
-    val = write_ferplus_folder(root / "val", LABELS, per_class=3, seed=1)
-    common = dict(
-        train_data=str(train), val_data=str(val), labels=list(LABELS), epochs=1, batch_size=16, input_size=32, threads=1
-    )
+    common = {**tiny_training_settings(root, LABELS, train_per_class=6, val_per_class=3), "epochs": 1}
     teacher = run_training(TrainConfig(architecture="eff_resnet18", out=str(root / "runs/teacher"), **common), log=str)
     run_training(TrainConfig(architecture="shufflenet_v2", out=str(root / "runs/student-s0"), **common), log=str)
     run_training(
@@ -31,7 +27,7 @@ def runs(tmp_path_factory):
         ),
         log=str,
     )
-    return root, val
+    return root, common["val_data"]
 
 
 def test_report_writes_tables_and_confusion_figures(runs, tmp_path):
