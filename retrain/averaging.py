@@ -17,7 +17,7 @@ from core.weights import ModelConfig, load_weights, read_config, save_weights
 
 from .training import read_history, training_hours
 
-__all__ = ["average_checkpoints", "read_checkpoint"]
+__all__ = ["average_checkpoints", "read_checkpoint", "checkpoint_label"]
 
 
 def read_checkpoint(source: str | Path) -> tuple[dict[str, torch.Tensor], ModelConfig]:
@@ -30,6 +30,12 @@ def read_checkpoint(source: str | Path) -> tuple[dict[str, torch.Tensor], ModelC
         state = torch.load(source, map_location="cpu", weights_only=False)
         return state["model"], read_config(source.parent / "best")
     raise FileNotFoundError(f"{source} is neither a weights folder nor a run's .pt checkpoint")
+
+
+def checkpoint_label(source: str | Path) -> str:
+    """``<run>/<checkpoint>`` (e.g. ``tsnet-s0/last.pt``): how cards and the report name a source."""
+    source = Path(source)
+    return f"{source.parent.name}/{source.name}"
 
 
 def _run_folder(source: Path) -> Path:

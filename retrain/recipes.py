@@ -13,7 +13,6 @@ __all__ = [
     "TEACHER_RECIPE",
     "STUDENT_RECIPE",
     "DISTILL_RECIPE",
-    "SHIPPED_STUDENT_RECIPE",
     "RESTART_RECIPE",
     "LONG_DISTILL_RECIPE",
     "FAST_48PX_RECIPE",
@@ -47,7 +46,6 @@ DISTILL_RECIPE: dict[str, Any] = {**STUDENT_RECIPE, "teacher_cache": True, "temp
 
 # The distillation recipe on the long schedule (run "tsnet-s0"; "tsnet-a0.6-s0" with the grid's best alpha) ...
 LONG_DISTILL_RECIPE: dict[str, Any] = {**DISTILL_RECIPE, "epochs": 64}
-SHIPPED_STUDENT_RECIPE: dict[str, Any] = LONG_DISTILL_RECIPE
 
 # ... and one short warm restart from its best weights (run "tsnet-s0-restart", a 10-epoch cosine from lr 0.01):
 # alone it tied the best epoch (86.87%); its checkpoints go into the average below.

@@ -17,7 +17,7 @@ from typing import Any
 from core.classifier import load_classifier
 from core.labels import default_labels
 
-from .averaging import average_checkpoints
+from .averaging import average_checkpoints, checkpoint_label
 from .evaluation import evaluate_classifier
 from .recipes import (
     AVERAGED_CHECKPOINTS,
@@ -32,7 +32,7 @@ from .recipes import (
     STUDENT_RECIPE,
     TEACHER_RECIPE,
 )
-from .training import TrainConfig, read_history, run_training, training_hours
+from .training import TrainConfig, read_history, recorded_training_hours, run_training
 
 __all__ = ["experiment_plan", "train_missing", "evaluate_runs", "write_report"]
 
@@ -101,8 +101,7 @@ def _run_summary(run_dir: Path, val_data: str) -> dict[str, Any] | None:
     report = evaluate_classifier(classifier, val_data)
     history = read_history(run_dir)
     report["epochs"] = len(history)
-    # An averaged model has no log of its own; it records its sources' training time.
-    report["train_hours"] = training_hours(history) if history else classifier.config.training.get("train_hours")
+    report["train_hours"] = recorded_training_hours(history, classifier.config.training)
     report["history"] = history
     report["training"] = classifier.config.training
     return report
@@ -127,7 +126,7 @@ def _tsnet_title(name: str, result: dict[str, Any]) -> str:
         start = Path(training["init_from"])
         settings.append(f"warm start from `{start.parent.name if start.name == 'best' else start.name}`")
     if training.get("averaged_from"):
-        checkpoints = [f"`{Path(source).parent.name}/{Path(source).name}`" for source in training["averaged_from"]]
+        checkpoints = [f"`{checkpoint_label(source)}`" for source in training["averaged_from"]]
         settings.append("weight average of " + ", ".join(checkpoints))
     shipped = ", shipped" if name == SHIPPED_STUDENT_RUN else ""
     return f"T-SNet `{name}` ({', '.join(settings)}{shipped})"
@@ -140,11 +139,11 @@ def _pct(value: float | None) -> str:
 def _row(name: str, result: dict[str, Any] | None) -> str:
     if result is None:
         return f"| {name} | not run | | | | | | | |"
-    planned = result["training"].get("epochs")
-    done = result["epochs"]  # epochs in the run's log; fewer than planned when a run was stopped early
-    epochs = f"{done} of {planned}" if done and planned and done < planned else (done or planned)
+    planned, done = result["training"].get("epochs"), result["epochs"]  # done < planned: stopped early
     if result["training"].get("averaged_from"):
         epochs = f"average of {len(result['training']['averaged_from'])} checkpoints"
+    else:
+        epochs = f"{done} of {planned}" if done and planned and done < planned else (done or planned)
     return (
         f"| {name} | {epochs} | {result['params'] / 1e6:.2f} | {_pct(result['accuracy'])} |"
         f" {result['macro_precision']:.3f} |"
@@ -265,13 +264,11 @@ def write_report(results: dict[str, dict[str, Any]], out: Path, val_data: str, c
             )
         long_06, long_04 = results.get("tsnet-a0.6-s0"), results.get("tsnet-s0")
         if long_06 and long_04:
+            flipped = long_06["accuracy"] < long_04["accuracy"]
             lines.append(
                 f"On the long schedule ({long_04['epochs']} epochs, seed 0): alpha 0.6 {_pct(long_06['accuracy'])} %"
-                f" vs alpha 0.4 {_pct(long_04['accuracy'])} % (`tsnet-a0.6-s0` vs `tsnet-s0`): the short-schedule"
-                " ranking did not carry over to it."
-                if long_06["accuracy"] < long_04["accuracy"]
-                else f"On the long schedule: alpha 0.6 {_pct(long_06['accuracy'])} % vs alpha 0.4"
-                f" {_pct(long_04['accuracy'])} % (`tsnet-a0.6-s0` vs `tsnet-s0`)."
+                f" vs alpha 0.4 {_pct(long_04['accuracy'])} % (`tsnet-a0.6-s0` vs `tsnet-s0`)"
+                + (": the short-schedule ranking did not carry over to it." if flipped else ".")
             )
     else:
         lines.append("Not measured yet: needs `grid-T<T>-a<alpha>` runs (`tsnet report --train`).")

@@ -11,9 +11,10 @@ import torch
 from core.classifier import Classifier, load_classifier, shipped_weights_folder
 from core.weights import ModelConfig, read_config, save_weights
 
+from .averaging import checkpoint_label
 from .evaluation import evaluate_classifier
 from .model_card import write_model_card
-from .training import read_history, training_hours
+from .training import read_history, recorded_training_hours
 
 __all__ = ["ship_run", "fp32_vs_fp16"]
 
@@ -109,14 +110,11 @@ def ship_run(run_dir: str | Path, name: str, val_data: str, command: str, destin
     report = evaluate_classifier(classifier, val_data)
     config = classifier.config
     config.training = {**config.training, "command": command, "shipped_as": name, "version": "base"}
-    history = read_history(run_dir)
-    if history:
-        config.training["train_hours"] = round(training_hours(history), 2)
-    elif config.training.get("train_hours") is not None:  # an averaged model: its sources' training time
-        config.training["train_hours"] = round(config.training["train_hours"], 2)
+    hours = recorded_training_hours(read_history(run_dir), config.training)
+    if hours is not None:
+        config.training["train_hours"] = round(hours, 2)
     if config.training.get("averaged_from"):
-        sources = [Path(source) for source in config.training["averaged_from"]]
-        config.training["averaged_from"] = [f"{source.parent.name}/{source.name}" for source in sources]
+        config.training["averaged_from"] = [checkpoint_label(source) for source in config.training["averaged_from"]]
     for key in ("train_data", "val_data", "teacher"):
         if config.training.get(key):
             config.training[key] = Path(config.training[key]).name if key != "teacher" else "shipped teacher"

@@ -39,6 +39,7 @@ __all__ = [
     "distributed_context",
     "read_history",
     "training_hours",
+    "recorded_training_hours",
 ]
 
 CHECKPOINT_NAME = "last.pt"
@@ -415,6 +416,12 @@ def read_history(run_dir: str | Path) -> list[dict]:
 def training_hours(history: list[dict]) -> float:
     """Wall hours spent in training epochs (evaluation excluded), from :func:`read_history` records."""
     return sum(record.get("train_seconds", 0.0) for record in history) / 3600.0
+
+
+def recorded_training_hours(history: list[dict], training: dict) -> float | None:
+    """A run's training hours: from its log records, else as its config records them (an averaged model has
+    no log of its own and records its sources' time); None when neither is known."""
+    return training_hours(history) if history else training.get("train_hours")
 
 
 def _silent(message: str) -> None:
