@@ -7,9 +7,10 @@ frames per second.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,16 @@ def _photo_stages(classifier: Any, fast: Any, size: tuple[int, int], framing: st
     return stages
 
 
+@contextlib.contextmanager
+def _single_pass(classifier: Any) -> Iterator[None]:
+    """Temporarily classify without the mirror-image pass (to show what flip averaging costs and gives)."""
+    classifier.flip_tta = False
+    try:
+        yield
+    finally:
+        classifier.flip_tta = True
+
+
 def _crop_classification(classifiers: dict[str, Any], face_crop: Image.Image, repeats: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     gray = np.asarray(face_crop.convert("L").resize((48, 48), Image.BILINEAR))[None]
@@ -109,6 +120,11 @@ def _crop_classification(classifiers: dict[str, Any], face_crop: Image.Image, re
             ready = classifier._preprocess(gray)
             entry["batch1_model_only"] = _timings(lambda c=classifier, x=ready: c.run(x), repeats * 10)
             entry["batch1_gray_array"] = _timings(lambda c=classifier: c.predict_gray_arrays(gray), repeats * 10)
+            if classifier.flip_tta:
+                with _single_pass(classifier):
+                    entry["batch1_crop_no_tta"] = _timings(
+                        lambda c=classifier: c.predict_crops([face_crop]), repeats * 10
+                    )
             per_batch = _timings(lambda c=classifier: c.predict_gray_arrays(batch32), repeats)
         else:
             tensor = torch.from_numpy(batch32)[:, None]
@@ -137,17 +153,24 @@ def _webcam_fps(fast: Any, frames: int = 150) -> dict[str, Any]:
     }
 
 
+def _probabilities(classifier: Any, faces: np.ndarray) -> np.ndarray:
+    if hasattr(classifier, "predict_gray_arrays"):
+        return np.concatenate([classifier.predict_gray_arrays(chunk[:, 0]) for chunk in np.array_split(faces, 64)])
+    return classifier.predict_gray_batch(torch.from_numpy(faces))
+
+
 def _accuracy(classifiers: dict[str, Any], folder: str | Path) -> dict[str, Any]:
     faces, truth = load_faces(folder, next(iter(classifiers.values())).labels)
     report: dict[str, Any] = {"data": str(folder), "samples": int(len(truth))}
+
+    def accuracy(classifier: Any) -> float:
+        return round(float((_probabilities(classifier, faces).argmax(axis=1) == truth).mean()), 4)
+
     for name, classifier in classifiers.items():
-        if hasattr(classifier, "predict_gray_arrays"):
-            probabilities = np.concatenate(
-                [classifier.predict_gray_arrays(chunk[:, 0]) for chunk in np.array_split(faces, 64)]
-            )
-        else:
-            probabilities = classifier.predict_gray_batch(torch.from_numpy(faces))
-        report[f"{name}_accuracy"] = round(float((probabilities.argmax(axis=1) == truth).mean()), 4)
+        report[f"{name}_accuracy"] = accuracy(classifier)
+        if getattr(classifier, "flip_tta", False):
+            with _single_pass(classifier):
+                report[f"{name}_no_tta_accuracy"] = accuracy(classifier)
     return report
 
 
@@ -164,6 +187,13 @@ def _calibration_faces(classifier: Any, accuracy_data: str | Path | None) -> tup
     return np.stack(faces)[:, None], "astronaut crops (accuracy not meaningful)"
 
 
+def _litert_exportable(classifier: Any) -> bool:
+    """LiteRT export covers the grayscale ShuffleNetV2 student; other models are benchmarked without it."""
+    from torchvision.models import ShuffleNetV2
+
+    return isinstance(classifier.model, ShuffleNetV2) and classifier.config.in_chans == 1
+
+
 def run_bench(model: str = "student", repeats: int = 30, accuracy_data: str | Path | None = None) -> dict[str, Any]:
     """All figures as a dict (what ``tsnet bench --json`` prints)."""
     from .classifier import load_classifier
@@ -171,24 +201,32 @@ def run_bench(model: str = "student", repeats: int = 30, accuracy_data: str | Pa
 
     torch.set_num_threads(1)
     classifier = load_classifier(model)
-    onnx_fp32 = OnnxClassifier.from_classifier(classifier)
     calibration, calibration_source = _calibration_faces(classifier, accuracy_data)
-    onnx_int8 = OnnxClassifier.from_classifier(classifier, calibration=calibration)
-    backends = {"torch": classifier, "onnx_fp32": onnx_fp32, "onnx_int8": onnx_int8}
+    backends: dict[str, Any] = {
+        "torch": classifier,
+        "onnx_fp32": OnnxClassifier.from_classifier(classifier),
+        "onnx_int8": OnnxClassifier.from_classifier(classifier, calibration=calibration),
+    }
+    if _litert_exportable(classifier):
+        from .litert_backend import LiteRtClassifier
+
+        backends["litert_fp32"] = LiteRtClassifier.from_classifier(classifier)
+        backends["litert_int8"] = LiteRtClassifier.from_classifier(classifier, calibration=calibration)
+    pipeline = "litert_int8" if "litert_int8" in backends else "onnx_int8"
+    fast = backends[pipeline]
     report: dict[str, Any] = {
         "model": classifier.source,
         "architecture": classifier.config.architecture,
-        "pipeline_backend": "onnx_int8",
+        "pipeline_backend": pipeline,
         "int8_calibration": calibration_source,
         "torch_threads": torch.get_num_threads(),
         "photos": {
-            name: _photo_stages(classifier, onnx_int8, size, framing, repeats)
-            for name, (size, framing) in PHOTOS.items()
+            name: _photo_stages(classifier, fast, size, framing, repeats) for name, (size, framing) in PHOTOS.items()
         },
     }
-    crop = onnx_int8.face_detector.detect(bench_photo((640, 480)))[0].aligned_crop
+    crop = fast.face_detector.detect(bench_photo((640, 480)))[0].aligned_crop
     report["crop_classification"] = _crop_classification(backends, crop, repeats)
-    report["webcam"] = _webcam_fps(onnx_int8)
+    report["webcam"] = _webcam_fps(fast)
     if accuracy_data is not None:
         report["accuracy"] = _accuracy(backends, accuracy_data)
     return report
@@ -207,9 +245,9 @@ def format_report(report: dict[str, Any]) -> str:
         for what, figures in entry.items():
             if isinstance(figures, dict):
                 lines.append(
-                    f"  {backend:<10} {what:<20} p50 {figures['p50_ms']:8.4f} ms   p95 {figures['p95_ms']:8.4f} ms"
+                    f"  {backend:<12} {what:<20} p50 {figures['p50_ms']:8.4f} ms   p95 {figures['p95_ms']:8.4f} ms"
                 )
-        lines.append(f"  {backend:<10} {'batch 32, per crop':<20} {entry['batch32_per_crop_ms']:8.4f} ms")
+        lines.append(f"  {backend:<12} {'batch 32, per crop':<20} {entry['batch32_per_crop_ms']:8.4f} ms")
     webcam = report["webcam"]
     lines.append(
         f"webcam {webcam['frame']} stream (detect every {webcam['detect_every']} frames): {webcam['fps']} fps,"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["Classifier", "load_classifier", "shipped_weights_folder", "SHIPPED_MODELS", "BACKENDS"]
 
 SHIPPED_MODELS = ("student", "teacher")
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "litert")
 _PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 
@@ -112,9 +112,10 @@ class Classifier:
 
 
 def load_classifier(name_or_path: str | Path = "student", backend: str = "torch") -> Classifier:
-    """``"student"`` / ``"teacher"`` (the served or shipped defaults), a weights folder or an exported ``.onnx``.
+    """``"student"`` / ``"teacher"`` (the served or shipped defaults), a weights folder, an ``.onnx`` or a ``.tflite``.
 
-    ``backend="onnx"`` serves a weights folder through ONNX Runtime (same API, a fraction of the latency).
+    ``backend="onnx"`` serves a weights folder through ONNX Runtime, ``backend="litert"`` (student only)
+    through LiteRT with XNNPACK: same API, a fraction of the latency.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
@@ -123,6 +124,10 @@ def load_classifier(name_or_path: str | Path = "student", backend: str = "torch"
         from .onnx_backend import OnnxClassifier
 
         return OnnxClassifier.from_file(text)
+    if text.endswith(".tflite"):
+        from .litert_backend import LiteRtClassifier
+
+        return LiteRtClassifier.from_file(text)
     folder = served_weights_folder(text) if text in SHIPPED_MODELS else Path(text)
     if text in SHIPPED_MODELS and not (folder / "config.json").is_file():
         raise FileNotFoundError(f"no shipped {text!r} weights found at {folder}")
@@ -132,4 +137,8 @@ def load_classifier(name_or_path: str | Path = "student", backend: str = "torch"
         from .onnx_backend import OnnxClassifier
 
         return OnnxClassifier.from_classifier(classifier)
+    if backend == "litert":
+        from .litert_backend import LiteRtClassifier
+
+        return LiteRtClassifier.from_classifier(classifier)
     return classifier

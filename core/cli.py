@@ -1,4 +1,4 @@
-"""``tsnet predict``, ``tsnet bench`` and ``tsnet export-onnx``: the face pipeline from the command line."""
+"""``tsnet predict``, ``bench``, ``export-onnx`` and ``export-tflite``: the face pipeline from the command line."""
 
 from __future__ import annotations
 
@@ -115,22 +115,25 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     from .classifier import load_classifier
-    from .onnx_backend import export_onnx
 
+    if args.format == "tflite":
+        from .litert_backend import export_tflite as export
+    else:
+        from .onnx_backend import export_onnx as export
     classifier = load_classifier(args.model)
     calibration = None
     if args.int8:
         from .bench import load_faces
 
         calibration = load_faces(args.int8, classifier.labels, limit=args.calibration_limit)[0]
-    export_onnx(classifier.model, classifier.config, args.out, calibration=calibration)
+    export(classifier.model, classifier.config, args.out, calibration=calibration)
     kind = f"int8, calibrated on {len(calibration)} faces" if calibration is not None else "float32"
     print(f"wrote {args.out} ({kind}, {classifier.config.architecture}, labels {','.join(classifier.labels)})")
     return 0
 
 
 def register(subparsers: Any) -> None:
-    """Add ``predict``, ``bench`` and ``export-onnx`` to the ``tsnet`` command."""
+    """Add ``predict``, ``bench``, ``export-onnx`` and ``export-tflite`` to the ``tsnet`` command."""
     text = "detect faces in photos or folders and classify their expressions"
     parser = subparsers.add_parser("predict", help=text, description=text)
     parser.add_argument(
@@ -143,7 +146,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--cam", metavar="DIR", help="save Grad-CAM overlays (photo and aligned crops) into DIR")
     parser.add_argument("--model", default="student", help=_MODEL_HELP)
     parser.add_argument(
-        "--backend", choices=("torch", "onnx"), default="torch", help="inference engine for a weights folder"
+        "--backend", choices=("torch", "onnx", "litert"), default="torch", help="inference engine for a weights folder"
     )
     parser.set_defaults(handler=_run_predict)
 
@@ -159,14 +162,18 @@ def register(subparsers: Any) -> None:
     )
     parser.set_defaults(handler=_run_bench)
 
-    text = "export a model to ONNX for ONNX Runtime (config kept in the file's metadata)"
-    parser = subparsers.add_parser("export-onnx", help=text, description=text)
-    parser.add_argument("out", metavar="OUT", help="the .onnx file to write")
-    parser.add_argument("--model", default="student", help="student, teacher or a weights folder")
-    parser.add_argument(
-        "--int8", metavar="DIR", help="quantize to int8, calibrating on faces from this FER+ or class folder"
-    )
-    parser.add_argument(
-        "--calibration-limit", type=int, default=512, help="faces used for int8 calibration (default 512)"
-    )
-    parser.set_defaults(handler=_run_export)
+    exports = {
+        "onnx": ("export a model to ONNX for ONNX Runtime (config kept in the file's metadata)", "student, teacher"),
+        "tflite": ("export the student to LiteRT/TFLite for XNNPACK (config kept in the file's metadata)", "student"),
+    }
+    for fmt, (text, models) in exports.items():
+        parser = subparsers.add_parser(f"export-{fmt}", help=text, description=text)
+        parser.add_argument("out", metavar="OUT", help=f"the .{fmt} file to write")
+        parser.add_argument("--model", default="student", help=f"{models} or a weights folder")
+        parser.add_argument(
+            "--int8", metavar="DIR", help="quantize to int8, calibrating on faces from this FER+ or class folder"
+        )
+        parser.add_argument(
+            "--calibration-limit", type=int, default=512, help="faces used for int8 calibration (default 512)"
+        )
+        parser.set_defaults(handler=_run_export, format=fmt)

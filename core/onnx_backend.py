@@ -2,7 +2,7 @@
 
 PyTorch eager spends ~2.5 ms per face on Python and per-operator overhead; ONNX Runtime on one thread
 with a static-shape graph (and int8 convolutions with AVX512-VNNI) brings a crop to a few tenths of a
-millisecond. :class:`OnnxClassifier` is a :class:`~core.classifier.Classifier`, so ``predict_crops``,
+millisecond. :class:`OnnxClassifier` is a :class:`~core.fast_classifier.FastClassifier`, so ``predict_crops``,
 ``predict_gray_batch`` and ``predict_image`` behave the same; only the logits come from ONNX Runtime.
 """
 
@@ -10,28 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import tempfile
 import warnings
-from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from PIL import Image
 
-from .classifier import Classifier
-from .data.tensors import STORE_SIZE, to_gray_array
+from .fast_classifier import CONFIG_METADATA_KEY, FastClassifier, calibration_inputs, config_metadata, write_graph
 from .shufflenet_export import ShuffleNetForExport
 from .weights import ModelConfig
 
 __all__ = ["OnnxClassifier", "export_onnx", "CONFIG_METADATA_KEY"]
 
-CONFIG_METADATA_KEY = "tsnet_config"  # config.json travels inside the .onnx file's metadata
 INPUT_NAME, OUTPUT_NAME = "faces", "logits"
 OPSET = 17
 
@@ -113,7 +106,7 @@ def _with_config(graph: bytes, config: ModelConfig) -> bytes:
 
     proto = onnx.load_from_string(graph)
     entry = proto.metadata_props.add()
-    entry.key, entry.value = CONFIG_METADATA_KEY, json.dumps(asdict(config), sort_keys=True)
+    entry.key, entry.value = CONFIG_METADATA_KEY, config_metadata(config)
     return proto.SerializeToString()
 
 
@@ -129,38 +122,8 @@ def export_onnx(
     """
     graph = _float_graph(model, config)
     if calibration is not None:
-        if len(calibration) == 0:
-            raise ValueError("int8 export needs at least one calibration face")
-        preprocess = _Preprocessor(config, calibration.shape[-1])
-        graph = _quantize(graph, preprocess(calibration[:, 0]))
-    graph = _with_config(graph, config)
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(graph)
-    return graph
-
-
-class _Preprocessor:
-    """``preprocess_batch`` in NumPy: the bilinear resize as two small matrix products (exactly the same maps).
-
-    Interpolation is linear and separable, so resizing an identity matrix with PyTorch yields the matrix
-    that performs PyTorch's resize; this avoids ~0.1 ms of tensor overhead per single-face call.
-    """
-
-    def __init__(self, config: ModelConfig, source_size: int = STORE_SIZE) -> None:
-        self.size = config.input_size
-        self.mean, self.std = config.mean, config.std
-        # Resize along the width: PyTorch's antialiased kernel differs along a height of 1.
-        basis = torch.eye(source_size).reshape(source_size, 1, 1, source_size)
-        rows = F.interpolate(basis, size=(1, self.size), mode="bilinear", align_corners=False, antialias=True)
-        self.resize = rows.reshape(source_size, self.size).T.numpy().astype(np.float32)  # (size, source)
-
-    def __call__(self, faces: np.ndarray) -> np.ndarray:
-        """uint8 (N, H, W) -> normalised float32 (N, 1, size, size)."""
-        pixels = faces.astype(np.float32) * (1.0 / 255.0)
-        if pixels.shape[-1] != self.size:
-            pixels = self.resize @ pixels @ self.resize.T
-        return ((pixels - self.mean) / self.std)[:, None].astype(np.float32, copy=False)
+        graph = _quantize(graph, calibration_inputs(config, calibration))
+    return write_graph(_with_config(graph, config), path)
 
 
 def _session(graph: bytes | str, threads: int = 1) -> Any:
@@ -175,58 +138,22 @@ def _session(graph: bytes | str, threads: int = 1) -> Any:
     return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
-class OnnxClassifier(Classifier):
+class OnnxClassifier(FastClassifier):
     """A :class:`Classifier` whose forward pass runs in ONNX Runtime; ``model`` (PyTorch) is kept for Grad-CAM."""
 
-    def __init__(self, graph: bytes, config: ModelConfig, model: nn.Module | None = None, source: str = "") -> None:
-        self.model = model.eval() if model is not None else None  # type: ignore[assignment]
-        self.config = config
-        self.source = source
-        self.labels = tuple(config.labels)
+    file_kind = "onnx"
+    export = staticmethod(export_onnx)
+
+    def _load(self, graph: bytes) -> None:
         self.session = _session(graph)
         self.int8 = b"QLinearConv" in graph
-        self._preprocess = _Preprocessor(config)
 
-    @classmethod
-    def from_classifier(cls, classifier: Classifier, calibration: np.ndarray | None = None) -> OnnxClassifier:
-        graph = export_onnx(classifier.model, classifier.config, calibration=calibration)
-        return cls(graph, classifier.config, classifier.model, classifier.source)
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> OnnxClassifier:
-        """Load an ``.onnx`` written by :func:`export_onnx` (its config travels in the metadata)."""
+    @staticmethod
+    def read_metadata(graph: bytes) -> dict[str, str]:
         import onnx
 
-        graph = Path(path).read_bytes()
-        metadata = {entry.key: entry.value for entry in onnx.load_from_string(graph).metadata_props}
-        if CONFIG_METADATA_KEY not in metadata:
-            raise ValueError(f"{path} was not written by tsnet export-onnx (no {CONFIG_METADATA_KEY} metadata)")
-        return cls(graph, ModelConfig.from_dict(json.loads(metadata[CONFIG_METADATA_KEY])), source=str(path))
+        return {entry.key: entry.value for entry in onnx.load_from_string(graph).metadata_props}
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Logits for a preprocessed float32 batch (N, 1, input_size, input_size)."""
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
-
-    def predict_logits(self, batch: torch.Tensor, flip_average: bool = False) -> torch.Tensor:
-        array = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
-        logits = self.run(array)
-        if flip_average:
-            logits = (logits + self.run(np.ascontiguousarray(array[..., ::-1]))) / 2
-        return torch.from_numpy(logits)
-
-    def predict_gray_arrays(self, faces: np.ndarray) -> np.ndarray:
-        """Probabilities for uint8 grayscale faces (N, H, W) at the stored 48 px: the low-latency path."""
-        batch = self._preprocess(faces)
-        if self.config.training.get("flip_tta", False):
-            # One call on the faces and their mirror images: cheaper than two calls at batch 1.
-            both = self.run(np.concatenate([batch, batch[..., ::-1]]))
-            logits = (both[: len(batch)] + both[len(batch) :]) / 2
-        else:
-            logits = self.run(batch)
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-
-    def predict_crops(self, images: Sequence[Image.Image]) -> np.ndarray:
-        if len(images) == 0:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.predict_gray_arrays(np.stack([to_gray_array(image) for image in images]))

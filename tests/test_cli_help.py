@@ -27,6 +27,7 @@ def test_help_lists_the_public_commands():
         "predict",
         "bench",
         "export-onnx",
+        "export-tflite",
         "label",
         "retrain",
         "models",

@@ -79,7 +79,7 @@ def test_export_onnx_writes_a_servable_model(student_folder, tmp_path, capsys):
     assert np.abs(served.predict_crops([crop]) - reference.predict_crops([crop])).max() < 1e-5
 
 
-@pytest.mark.parametrize("command", ["predict", "bench", "export-onnx"])
+@pytest.mark.parametrize("command", ["predict", "bench", "export-onnx", "export-tflite"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as caught:
         main([command, "--help"])
@@ -95,4 +95,6 @@ def test_bench_json_times_every_stage_and_the_stream_sees_the_face(student_folde
         for stage in ("decode", "detect", "landmarks", "align", "classify", "gradcam", "end_to_end_without_gradcam"):
             assert stages[stage]["p50_ms"] > 0
     assert report["crop_classification"]["onnx_int8"]["batch1_model_only"]["p50_ms"] > 0
+    assert report["pipeline_backend"] == "litert_int8"
+    assert report["crop_classification"]["litert_int8"]["batch1_model_only"]["p50_ms"] > 0
     assert report["webcam"]["faces_per_frame"] == 1.0 and report["webcam"]["fps"] > 0
