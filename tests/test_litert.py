@@ -49,8 +49,9 @@ def test_int8_graph_stays_close_to_float_and_runs_wholly_in_xnnpack(student):
     assert operators.count("DELEGATE") == 1  # one XNNPACK partition: no operator falls back to LiteRT's kernels
 
 
-def test_backend_option_serves_the_same_predict_image(student_folder, student):
-    served = load_classifier(student_folder, backend="litert")
+@pytest.mark.parametrize("backend", ["onnx", "litert"])
+def test_backend_option_serves_the_same_predict_image(student_folder, student, backend):
+    served = load_classifier(student_folder, backend=backend)
     expected, got = student.predict_image(astronaut()), served.predict_image(astronaut())
     assert [face.box for face in got] == [face.box for face in expected]
     assert np.abs(np.array(list(got[0].probs.values())) - np.array(list(expected[0].probs.values()))).max() < 1e-5

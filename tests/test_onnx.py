@@ -19,13 +19,6 @@ def test_onnx_runtime_agrees_with_pytorch(student):
     assert np.abs(served.predict_gray_batch(torch.from_numpy(faces)[:, None]) - reference).max() < 1e-5
 
 
-def test_backend_option_serves_the_same_predict_image(student_folder, student):
-    served = load_classifier(student_folder, backend="onnx")
-    expected, got = student.predict_image(astronaut()), served.predict_image(astronaut())
-    assert [face.box for face in got] == [face.box for face in expected]
-    assert np.abs(np.array(list(got[0].probs.values())) - np.array(list(expected[0].probs.values()))).max() < 1e-5
-
-
 def test_exported_file_carries_its_config(tmp_path, student):
     path = tmp_path / "student.onnx"
     export_onnx(student.model, student.config, path)
