@@ -24,16 +24,31 @@ import torch.nn as nn
 
 from .shufflenet_export import ShuffleNetForExport
 
-__all__ = ["tflite_float_graph", "INPUT_NAME", "OUTPUT_NAME"]
+__all__ = [
+    "tflite_float_graph",
+    "quantize_tflite",
+    "with_batch",
+    "with_metadata",
+    "read_metadata",
+    "is_quantized",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+]
 
 INPUT_NAME, OUTPUT_NAME = "faces", "logits"
 MAX_CONCAT_INPUTS = 5  # the most inputs XNNPACK's concatenation takes; more would leave LiteRT's own kernel
 
 
-def _schema():  # noqa: ANN202 - a generated module
+def _schema():  # the flatbuffer schema module generated for LiteRT (object API: ModelT, TensorT, ...)
     from ai_edge_litert import schema_py_generated
 
     return schema_py_generated
+
+
+def _pack(model: object, size_hint: int) -> bytes:
+    builder = flatbuffers.Builder(size_hint)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")  # type: ignore[attr-defined]
+    return bytes(builder.Output())
 
 
 @dataclass
@@ -88,9 +103,7 @@ class _GraphWriter:
             entry.builtinCode = entry.deprecatedBuiltinCode = code
             codes.append(entry)
         model.operatorCodes = codes
-        builder = flatbuffers.Builder(1 << 20)
-        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-        return bytes(builder.Output())
+        return _pack(model, 1 << 20)
 
 
 def _folded(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
@@ -290,16 +303,15 @@ def with_batch(graph: bytes, batch: int) -> bytes:
             tensor.shape[0] = batch
             if tensor.shapeSignature is not None and len(tensor.shapeSignature) > 0:
                 tensor.shapeSignature[0] = batch
-    builder = flatbuffers.Builder(len(graph) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return _pack(model, len(graph) + 1024)
 
 
 def quantize_tflite(graph: bytes, faces: np.ndarray) -> bytes:
     """Full-integer (int8) ``graph`` calibrated on preprocessed NHWC ``faces``; float32 input and output.
 
     LiteRT's own calibrator and quantizer (what TensorFlow's converter runs): per-channel int8 weights,
-    int8 activations, and concatenation inputs requantized to one scale as XNNPACK requires.
+    int8 activations, and concatenation inputs requantized to one scale as XNNPACK requires. The wrapper
+    is ai-edge-litert's internal module, hence the <3 pin in pyproject.
     """
     from ai_edge_litert import _pywrap_tensorflow_lite_calibration_wrapper as calibration
 
@@ -326,9 +338,7 @@ def with_metadata(graph: bytes, entries: dict[str, str]) -> bytes:
         entry = s.MetadataT()
         entry.name, entry.buffer = name, len(model.buffers) - 1
         model.metadata.append(entry)
-    builder = flatbuffers.Builder(len(graph) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return _pack(model, len(graph) + 1024)
 
 
 def read_metadata(graph: bytes) -> dict[str, str]:
