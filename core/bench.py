@@ -101,11 +101,11 @@ def _photo_stages(classifier: Any, fast: Any, size: tuple[int, int], framing: st
 @contextlib.contextmanager
 def _single_pass(classifier: Any) -> Iterator[None]:
     """Temporarily classify without the mirror-image pass (to show what flip averaging costs and gives)."""
-    classifier.flip_tta = False
+    previous, classifier.flip_tta = classifier.flip_tta, False
     try:
         yield
     finally:
-        classifier.flip_tta = True
+        classifier.flip_tta = previous
 
 
 def _crop_classification(classifiers: dict[str, Any], face_crop: Image.Image, repeats: int) -> dict[str, Any]:
@@ -187,17 +187,11 @@ def _calibration_faces(classifier: Any, accuracy_data: str | Path | None) -> tup
     return np.stack(faces)[:, None], "astronaut crops (accuracy not meaningful)"
 
 
-def _litert_exportable(classifier: Any) -> bool:
-    """LiteRT export covers the grayscale ShuffleNetV2 student; other models are benchmarked without it."""
-    from torchvision.models import ShuffleNetV2
-
-    return isinstance(classifier.model, ShuffleNetV2) and classifier.config.in_chans == 1
-
-
 def run_bench(model: str = "student", repeats: int = 30, accuracy_data: str | Path | None = None) -> dict[str, Any]:
     """All figures as a dict (what ``tsnet bench --json`` prints)."""
     from .classifier import load_classifier
     from .onnx_backend import OnnxClassifier
+    from .tflite_export import is_exportable
 
     torch.set_num_threads(1)
     classifier = load_classifier(model)
@@ -207,7 +201,7 @@ def run_bench(model: str = "student", repeats: int = 30, accuracy_data: str | Pa
         "onnx_fp32": OnnxClassifier.from_classifier(classifier),
         "onnx_int8": OnnxClassifier.from_classifier(classifier, calibration=calibration),
     }
-    if _litert_exportable(classifier):
+    if is_exportable(classifier.model):  # LiteRT covers the student; other models are benchmarked without it
         from .litert_backend import LiteRtClassifier
 
         backends["litert_fp32"] = LiteRtClassifier.from_classifier(classifier)

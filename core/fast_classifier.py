@@ -22,36 +22,9 @@ from .classifier import Classifier
 from .data.tensors import STORE_SIZE, to_gray_array
 from .weights import ModelConfig
 
-__all__ = [
-    "FastClassifier",
-    "Preprocessor",
-    "CONFIG_METADATA_KEY",
-    "config_metadata",
-    "calibration_inputs",
-    "write_graph",
-]
+__all__ = ["FastClassifier", "Preprocessor", "CONFIG_METADATA_KEY"]
 
 CONFIG_METADATA_KEY = "tsnet_config"  # config.json travels inside the exported file's metadata
-
-
-def config_metadata(config: ModelConfig) -> str:
-    """The model config as the text stored under :data:`CONFIG_METADATA_KEY` in an exported file."""
-    return json.dumps(asdict(config), sort_keys=True)
-
-
-def calibration_inputs(config: ModelConfig, calibration: np.ndarray) -> np.ndarray:
-    """uint8 grayscale calibration faces (N, 1, H, W) preprocessed exactly as at inference (N, 1, size, size)."""
-    if len(calibration) == 0:
-        raise ValueError("int8 export needs at least one calibration face")
-    return Preprocessor(config, calibration.shape[-1])(calibration[:, 0])
-
-
-def write_graph(graph: bytes, path: str | Path | None) -> bytes:
-    """Write an exported graph to ``path`` (folders created) when one is given; return the bytes."""
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(graph)
-    return graph
 
 
 class Preprocessor:
@@ -80,8 +53,8 @@ class Preprocessor:
 class FastClassifier(Classifier):
     """A :class:`Classifier` whose forward pass runs in a compiled engine.
 
-    Subclasses supply the engine: ``file_kind``, :meth:`export`, :meth:`read_metadata`, :meth:`_load` and
-    :meth:`run`.
+    Subclasses supply the engine: ``file_kind``, the export steps (:meth:`_float_graph`, :meth:`_quantize`,
+    :meth:`_with_metadata`, :meth:`read_metadata`), :meth:`_load` and :meth:`run`.
     """
 
     file_kind = ""  # "onnx", "tflite": the file suffix and the ``tsnet export-...`` command
@@ -100,11 +73,42 @@ class FastClassifier(Classifier):
         """Prepare the engine for ``graph`` (fail here, on load, if it is unusable)."""
         raise NotImplementedError
 
-    @staticmethod
+    @classmethod
     def export(
-        model: nn.Module, config: ModelConfig, path: str | Path | None = None, calibration: np.ndarray | None = None
+        cls,
+        model: nn.Module,
+        config: ModelConfig,
+        path: str | Path | None = None,
+        calibration: np.ndarray | None = None,
     ) -> bytes:
-        """The engine's file for ``model`` (int8 when ``calibration`` faces are given)."""
+        """The engine's file for ``model`` (written to ``path`` when given); int8 when ``calibration`` faces are given.
+
+        ``calibration``: uint8 grayscale faces (N, 1, H, W), preprocessed here exactly as at inference.
+        """
+        graph = cls._float_graph(model, config)
+        if calibration is not None:
+            if len(calibration) == 0:
+                raise ValueError("int8 export needs at least one calibration face")
+            graph = cls._quantize(graph, Preprocessor(config, calibration.shape[-1])(calibration[:, 0]))
+        graph = cls._with_metadata(graph, {CONFIG_METADATA_KEY: json.dumps(asdict(config), sort_keys=True)})
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(graph)
+        return graph
+
+    @staticmethod
+    def _float_graph(model: nn.Module, config: ModelConfig) -> bytes:
+        """The engine's float32 file for ``model``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _quantize(graph: bytes, faces: np.ndarray) -> bytes:
+        """The int8 file, calibrated on preprocessed faces (N, 1, size, size)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _with_metadata(graph: bytes, entries: dict[str, str]) -> bytes:
+        """``graph`` with named text entries in its metadata."""
         raise NotImplementedError
 
     @staticmethod

@@ -10,35 +10,18 @@ the same as PyTorch's and ONNX Runtime's.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch.nn as nn
 
-from .fast_classifier import CONFIG_METADATA_KEY, FastClassifier, calibration_inputs, config_metadata, write_graph
+from .fast_classifier import CONFIG_METADATA_KEY, FastClassifier
 from .tflite_export import is_quantized, quantize_tflite, read_metadata, tflite_float_graph, with_batch, with_metadata
 from .weights import ModelConfig
 
 __all__ = ["LiteRtClassifier", "export_tflite", "CONFIG_METADATA_KEY"]
 
 MAX_BATCH = 64  # larger inputs run in chunks; smaller ones are padded up to a power of two
-
-
-def export_tflite(
-    model: nn.Module,
-    config: ModelConfig,
-    path: str | Path | None = None,
-    calibration: np.ndarray | None = None,
-) -> bytes:
-    """TFLite bytes for the student (written to ``path`` when given); int8 when ``calibration`` faces are given.
-
-    ``calibration``: uint8 grayscale faces (N, 1, H, W), preprocessed here exactly as at inference.
-    """
-    graph = tflite_float_graph(model, config.input_size)
-    if calibration is not None:
-        graph = quantize_tflite(graph, calibration_inputs(config, calibration).transpose(0, 2, 3, 1))
-    return write_graph(with_metadata(graph, {CONFIG_METADATA_KEY: config_metadata(config)}), path)
 
 
 def _bucket(count: int) -> int:
@@ -54,8 +37,16 @@ class LiteRtClassifier(FastClassifier):
     """
 
     file_kind = "tflite"
-    export = staticmethod(export_tflite)
     read_metadata = staticmethod(read_metadata)
+    _with_metadata = staticmethod(with_metadata)
+
+    @staticmethod
+    def _float_graph(model: nn.Module, config: ModelConfig) -> bytes:
+        return tflite_float_graph(model, config.input_size)
+
+    @staticmethod
+    def _quantize(graph: bytes, faces: np.ndarray) -> bytes:
+        return quantize_tflite(graph, faces.transpose(0, 2, 3, 1))  # one channel: NCHW -> NHWC
 
     def _load(self, graph: bytes) -> None:
         self.graph = graph
@@ -84,10 +75,14 @@ class LiteRtClassifier(FastClassifier):
         if count > MAX_BATCH:
             return np.concatenate([self.run(batch[start : start + MAX_BATCH]) for start in range(0, count, MAX_BATCH)])
         size = _bucket(count)
-        faces = np.zeros((size, *batch.shape[2:], 1), dtype=np.float32)
-        faces[:count, ..., 0] = batch[:, 0]  # one channel: NCHW -> NHWC is a reshape
+        faces = np.asarray(batch, dtype=np.float32).reshape(count, *batch.shape[2:], 1)  # one channel: NCHW -> NHWC
+        if size > count:
+            faces = np.concatenate([faces, np.zeros((size - count, *faces.shape[1:]), dtype=np.float32)])
         with self._lock:
             interpreter, source, target = self._interpreter(size)
             interpreter.set_tensor(source, faces)
             interpreter.invoke()
             return interpreter.get_tensor(target)[:count].copy()
+
+
+export_tflite = LiteRtClassifier.export  # TFLite bytes for the student (see FastClassifier.export)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .fast_classifier import CONFIG_METADATA_KEY, FastClassifier, calibration_inputs, config_metadata, write_graph
+from .fast_classifier import CONFIG_METADATA_KEY, FastClassifier
 from .shufflenet_export import ShuffleNetForExport
 from .weights import ModelConfig
 
@@ -101,29 +101,14 @@ def _quantize(graph: bytes, calibration: np.ndarray) -> bytes:
         return target.read_bytes()
 
 
-def _with_config(graph: bytes, config: ModelConfig) -> bytes:
+def _with_metadata(graph: bytes, entries: dict[str, str]) -> bytes:
     import onnx
 
     proto = onnx.load_from_string(graph)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = CONFIG_METADATA_KEY, config_metadata(config)
+    for key, value in entries.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
     return proto.SerializeToString()
-
-
-def export_onnx(
-    model: nn.Module,
-    config: ModelConfig,
-    path: str | Path | None = None,
-    calibration: np.ndarray | None = None,
-) -> bytes:
-    """ONNX bytes for ``model`` (written to ``path`` when given); int8 when ``calibration`` faces are given.
-
-    ``calibration``: uint8 grayscale faces (N, 1, H, W), preprocessed here exactly as at inference.
-    """
-    graph = _float_graph(model, config)
-    if calibration is not None:
-        graph = _quantize(graph, calibration_inputs(config, calibration))
-    return write_graph(_with_config(graph, config), path)
 
 
 def _session(graph: bytes | str, threads: int = 1) -> Any:
@@ -142,7 +127,9 @@ class OnnxClassifier(FastClassifier):
     """A :class:`Classifier` whose forward pass runs in ONNX Runtime; ``model`` (PyTorch) is kept for Grad-CAM."""
 
     file_kind = "onnx"
-    export = staticmethod(export_onnx)
+    _float_graph = staticmethod(_float_graph)
+    _quantize = staticmethod(_quantize)
+    _with_metadata = staticmethod(_with_metadata)
 
     def _load(self, graph: bytes) -> None:
         self.session = _session(graph)
@@ -157,3 +144,6 @@ class OnnxClassifier(FastClassifier):
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Logits for a preprocessed float32 batch (N, 1, input_size, input_size)."""
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+
+
+export_onnx = OnnxClassifier.export  # ONNX bytes for a model (see FastClassifier.export)

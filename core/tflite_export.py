@@ -26,6 +26,7 @@ from .shufflenet_export import ShuffleNetForExport
 
 __all__ = [
     "tflite_float_graph",
+    "is_exportable",
     "quantize_tflite",
     "with_batch",
     "with_metadata",
@@ -239,14 +240,19 @@ class _ShuffleNetWriter:
         return out
 
 
+def is_exportable(model: nn.Module) -> bool:
+    """Whether :func:`tflite_float_graph` can write ``model``: a one-channel torchvision ShuffleNetV2 (the student)."""
+    from torchvision.models import ShuffleNetV2
+
+    return isinstance(model, ShuffleNetV2) and model.conv1[0].in_channels == 1
+
+
 def tflite_float_graph(model: nn.Module, input_size: int, batch: int = 1) -> bytes:
     """A float32 TFLite flatbuffer computing ``model``'s logits from NHWC grayscale faces (batch, size, size, 1).
 
     ``model`` must be a torchvision ShuffleNetV2 with one input channel (the student).
     """
-    from torchvision.models import ShuffleNetV2
-
-    if not isinstance(model, ShuffleNetV2) or model.conv1[0].in_channels != 1:
+    if not is_exportable(model):
         raise ValueError("the LiteRT export covers the one-channel (grayscale) ShuffleNetV2 student only")
     routed = ShuffleNetForExport(model)
     net = routed.model
