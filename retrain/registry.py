@@ -17,6 +17,7 @@ so a killed job never leaves a half-written version behind.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -33,6 +34,7 @@ BASE_VERSION = "base"
 MODEL_NAMES = ("student", "teacher")
 VERSION_FILE = "version.json"
 METRICS_FILE = "metrics.json"
+_VERSION_NAME = re.compile(r"v[1-9][0-9]{0,8}")  # what ``register`` names versions: v1, v2, ...
 
 
 def now_iso() -> str:
@@ -67,17 +69,35 @@ class ModelRegistry:
         found = [p.name for p in self.versions_dir.iterdir() if (p / VERSION_FILE).is_file()]
         return sorted(found, key=_version_number)
 
+    def check_version(self, version: object) -> str:
+        """``version`` when it names a registered version ("base", "v1", ...); a plain ValueError otherwise.
+
+        Only registry names are accepted, never paths: a path would make the registry serve (and write
+        into) a folder outside the data directory. The message never echoes a path back.
+        """
+        if not isinstance(version, str) or not version.strip():
+            raise ValueError(f"no model version given; known versions: {self._known()}")
+        version = version.strip()
+        if version == BASE_VERSION:
+            return version
+        if not _VERSION_NAME.fullmatch(version):
+            raise ValueError(f"a model version is a registry name such as v2, not a path; known: {self._known()}")
+        if not (self.versions_dir / version / VERSION_FILE).is_file():
+            raise ValueError(f"unknown model version {version!r}; known versions: {self._known()}")
+        return version
+
+    def _known(self) -> str:
+        return ", ".join([BASE_VERSION, *self.versions()])
+
     def version_dir(self, version: str) -> Path:
+        version = self.check_version(version)
         if version == BASE_VERSION:
             return self.base_dir
-        folder = self.versions_dir / version
-        if not (folder / VERSION_FILE).is_file():
-            raise ValueError(f"unknown model version {version!r}; known: {', '.join([BASE_VERSION, *self.versions()])}")
-        return folder
+        return self.versions_dir / version
 
     def weights_folder(self, version: str, name: str) -> Path:
         """The ``name`` ("student"/"teacher") weights of ``version``; for "base" the configured or shipped default."""
-        if version != BASE_VERSION:
+        if self.check_version(version) != BASE_VERSION:
             return self.version_dir(version) / name
         configured = self._base_weights.get(name)
         if configured:
@@ -91,7 +111,7 @@ class ModelRegistry:
         return shipped_weights_folder(name)
 
     def record(self, version: str) -> dict[str, Any]:
-        if version == BASE_VERSION:
+        if self.check_version(version) == BASE_VERSION:
             state = self._state()
             return {
                 "version": BASE_VERSION,
@@ -103,7 +123,7 @@ class ModelRegistry:
         return read_json(self.version_dir(version) / VERSION_FILE)
 
     def metrics(self, version: str) -> dict[str, Any]:
-        if version == BASE_VERSION:
+        if self.check_version(version) == BASE_VERSION:
             return {}
         return read_json(self.version_dir(version) / METRICS_FILE, {})
 
@@ -162,8 +182,11 @@ class ModelRegistry:
         return record
 
     def promote(self, version: str) -> str:
-        """Serve ``version`` (student and teacher switch together); it becomes the rollback point's successor."""
-        self.version_dir(version)  # validates
+        """Serve ``version`` (student and teacher switch together); it becomes the rollback point's successor.
+
+        ``version`` must be a registry name (see :meth:`check_version`); anything else is refused.
+        """
+        version = self.check_version(version)
         with self._lock:
             state = self._state()
             if state["current"] != version:
