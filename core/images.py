@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageError", "MAX_PIXELS", "MAX_SIDE", "open_image", "to_rgb"]
+__all__ = [
+    "DecodedPhoto",
+    "ImageError",
+    "MAX_FILE_BYTES",
+    "MAX_PIXELS",
+    "MAX_SIDE",
+    "decode_photo",
+    "open_image",
+    "to_rgb",
+]
 
 MAX_PIXELS = 50_000_000  # 50 MP: above any phone photo; a bomb decodes to gigabytes of pixels
 MAX_SIDE = 16_384  # a longer side is a banner or a crafted file, not a photo of faces
+MAX_FILE_BYTES = 256 * 1024 * 1024  # a 50 MP photo is well below this even as an uncompressed TIFF
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
@@ -21,18 +32,29 @@ class ImageError(ValueError):
     """A file that cannot be used as a photo; ``str(error)`` is a one-line reason for the user."""
 
 
+def _too_big(size: int) -> ImageError:
+    return ImageError(f"file is {size / 2**20:.0f} MB: files above {MAX_FILE_BYTES // 2**20} MB are not supported")
+
+
 def _read_bytes(source: str | Path | bytes | bytearray | BinaryIO) -> bytes:
+    """The file's bytes, refusing files over MAX_FILE_BYTES before reading them; messages name no folder."""
     if isinstance(source, (bytes, bytearray)):
-        return bytes(source)
-    if isinstance(source, (str, Path)):
+        data = bytes(source)
+    elif isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
-            raise ImageError(f"no such file: {path}")
+            raise ImageError(f"no such file: {path.name}")
         try:
-            return path.read_bytes()
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise _too_big(path.stat().st_size)
+            data = path.read_bytes()
         except OSError as error:
-            raise ImageError(f"cannot read file: {error.strerror or error}") from None
-    return source.read()
+            raise ImageError(f"cannot read file: {error.strerror or 'input/output error'}") from None
+    else:
+        data = source.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise _too_big(len(data))
+    return data
 
 
 def _check_size(width: int, height: int) -> None:
@@ -45,10 +67,25 @@ def _check_size(width: int, height: int) -> None:
         )
 
 
+@dataclass(frozen=True)
+class DecodedPhoto:
+    image: Image.Image  # upright (EXIF orientation applied), fully decoded, first frame
+    format: str  # PIL's name of the file format: "JPEG", "PNG", ...
+
+
 def open_image(source: str | Path | bytes | bytearray | BinaryIO) -> Image.Image:
     """Decode a path, bytes or file object into an upright PIL image (first frame of animations).
 
     Dimensions are checked from the header before any pixel is decoded, so bombs cost nothing.
+    """
+    return decode_photo(source).image
+
+
+def decode_photo(source: str | Path | bytes | bytearray | BinaryIO) -> DecodedPhoto:
+    """:func:`open_image` plus the file's format: the one decoder every path of the product uses.
+
+    Prediction, live frames, import, add-to-dataset and zip members all come through here, so the
+    size limits (bytes, sides, pixels) and the one-line :class:`ImageError` reasons hold everywhere.
     """
     data = _read_bytes(source)
     if not data:
@@ -58,6 +95,7 @@ def open_image(source: str | Path | bytes | bytearray | BinaryIO) -> Image.Image
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             _check_size(*image.size)
+            image_format = image.format or "unknown"
             image.seek(0)
             image.load()
     except ImageError:
@@ -70,10 +108,11 @@ def open_image(source: str | Path | bytes | bytearray | BinaryIO) -> Image.Image
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ImageError(f"truncated or corrupt image: {reason}") from None
     try:
-        return ImageOps.exif_transpose(image) or image
+        upright = ImageOps.exif_transpose(image) or image
     except Exception as error:  # a malformed EXIF block must not lose an otherwise good photo
         warnings.warn(f"ignoring unreadable EXIF orientation: {error}", stacklevel=2)
-        return image
+        upright = image
+    return DecodedPhoto(upright, image_format)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -4,8 +4,13 @@ Every source becomes a stream of items (bytes reader + provenance + optional vot
 to ``AnnotationStore.ingest``; each image commits on its own, so a crash loses at most the image in
 flight and the next import picks up where it stopped. Re-importing is idempotent: images are keyed by
 content and an import vote is only written when that annotator has no live label on the image yet.
-A file that fails (unreadable, not an image, truncated) is reported in ``ImportReport.skipped`` and
-the import goes on.
+A file that fails (unreadable, not an image, truncated, too big) is reported in ``ImportReport.skipped``
+with a reason in plain words and the import goes on.
+
+Zip archives are checked from their directory before anything is inflated: at most
+``MAX_ZIP_MEMBERS`` entries and ``MAX_ZIP_BYTES`` inflated in all; each member is then stream-read
+with a limit (its declared size, at most ``MAX_MEMBER_BYTES``), so a lying header cannot inflate
+more than that either. Every image goes through core's one decoder with its pixel limit.
 
 FER+ (``label.csv`` + PNGs): ``core.data.read_ferplus(mode="distribution")`` decides which images are
 kept (its outlier and unknown/not-a-face rules); their raw vote counts become per-annotator-style votes
@@ -16,6 +21,7 @@ distribution and the current label is its majority (ties go to FER+'s own top em
 from __future__ import annotations
 
 import csv
+import logging
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from core.data import FERPLUS_COLUMNS, IMAGE_SUFFIXES, is_ferplus_folder, list_images, read_ferplus
+from core.images import MAX_FILE_BYTES, ImageError
 from core.labels import normalise_label
 
 from .records import ImportReport
@@ -31,9 +38,49 @@ from .records import ImportReport
 if TYPE_CHECKING:
     from .store import AnnotationStore
 
-__all__ = ["ImportItem", "iter_items", "import_paths"]
+__all__ = ["ImportItem", "ImportRefused", "iter_items", "import_paths"]
 
-MAX_MEMBER_BYTES = 256 * 1024 * 1024  # refuse zip members that would inflate past this
+log = logging.getLogger(__name__)
+
+MAX_MEMBER_BYTES = MAX_FILE_BYTES  # one image file, inside a zip or not
+MAX_ZIP_MEMBERS = 10_000  # entries in one archive's directory
+MAX_ZIP_BYTES = 2 * 1024**3  # what one archive's images may inflate to, in all
+
+
+class ImportRefused(ValueError):
+    """A file or archive over a limit; ``str(error)`` says which, in plain words."""
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.0f} MB"
+
+
+def read_file(path: Path) -> bytes:
+    """A file's bytes, refused before reading when it is larger than any image the product accepts."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ImportRefused(f"file is {_megabytes(size)}: at most {_megabytes(MAX_FILE_BYTES)} per image")
+    return path.read_bytes()
+
+
+def plain_reason(error: BaseException) -> str:
+    """Why an item was skipped, in words for the person importing: no exception names, no server paths."""
+    if isinstance(error, (ImageError, ImportRefused)):
+        return str(error)
+    if isinstance(error, zipfile.BadZipFile):
+        return "not a readable zip archive (damaged or truncated)"
+    if isinstance(error, csv.Error):
+        return "label.csv is not valid CSV"
+    if isinstance(error, FileNotFoundError):
+        return "no such file or folder"
+    if isinstance(error, PermissionError):
+        return "the file cannot be read (permission denied)"
+    if isinstance(error, OSError):
+        return f"the file cannot be read ({error.strerror or 'input/output error'})"
+    if isinstance(error, ValueError) and type(error).__module__.startswith(("labeling", "core")):
+        return str(error)  # our own refusals (a label outside the set, a bad name) are already plain
+    log.warning("import: unexpected %s on one item", type(error).__name__, exc_info=error)
+    return "could not be imported (an unexpected error; the server log has the details)"
 
 
 @dataclass
@@ -56,24 +103,52 @@ def _folder_vote(parts: Sequence[str], labels: Sequence[str], annotator: str, no
     return [(name, annotator)]
 
 
+def _check_archive(members: Sequence[zipfile.ZipInfo]) -> None:
+    """Refuse an archive from its directory alone: too many entries, or more inflated bytes than allowed."""
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise ImportRefused(f"zip has {len(members)} entries: at most {MAX_ZIP_MEMBERS} per archive")
+    total = sum(info.file_size for info in members)
+    if total > MAX_ZIP_BYTES:
+        raise ImportRefused(
+            f"zip would inflate to {_megabytes(total)}: at most {_megabytes(MAX_ZIP_BYTES)} per archive"
+        )
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """Stream-read one member, never more than its declared size (itself capped) plus one byte."""
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise ImportRefused(
+            f"zip member is {_megabytes(info.file_size)}: at most {_megabytes(MAX_MEMBER_BYTES)} per image"
+        )
+    with archive.open(info) as stream:
+        data = stream.read(info.file_size + 1)
+    if len(data) > info.file_size:
+        raise ImportRefused("zip member inflates to more than its entry declares (a damaged or crafted archive)")
+    return data
+
+
 def _zip_items(
     path: Path, labels_from_folders: bool, labels: Sequence[str], annotator: str, notes: set[str]
 ) -> Iterator[ImportItem]:
+    """Members in name order; the archive stays open while its items are read, one at a time."""
     with zipfile.ZipFile(path) as archive:
-        members = [info for info in archive.infolist() if not info.is_dir()]
-    for info in sorted(members, key=lambda i: i.filename):
-        member = PurePosixPath(info.filename)
-        if member.suffix.lower() not in IMAGE_SUFFIXES or member.name.startswith("._") or "__MACOSX" in member.parts:
-            continue
-
-        def read(info: zipfile.ZipInfo = info) -> bytes:
-            if info.file_size > MAX_MEMBER_BYTES:
-                raise ValueError(f"member is {info.file_size} bytes, over the {MAX_MEMBER_BYTES} limit")
-            with zipfile.ZipFile(path) as archive:
-                return archive.read(info)
-
-        votes = _folder_vote(member.parts, labels, annotator, notes) if labels_from_folders else []
-        yield ImportItem(f"{path}!{info.filename}", member.name, read, votes)
+        entries = archive.infolist()
+        if len(entries) > MAX_ZIP_MEMBERS:  # before building anything per entry
+            raise ImportRefused(f"zip has {len(entries)} entries: at most {MAX_ZIP_MEMBERS} per archive")
+        members = []
+        for info in entries:
+            member = PurePosixPath(info.filename)
+            if info.is_dir() or member.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if member.name.startswith("._") or "__MACOSX" in member.parts:
+                continue
+            members.append(info)
+        _check_archive(members)
+        for info in sorted(members, key=lambda i: i.filename):
+            member = PurePosixPath(info.filename)
+            votes = _folder_vote(member.parts, labels, annotator, notes) if labels_from_folders else []
+            read = lambda info=info: _read_member(archive, info)  # noqa: E731
+            yield ImportItem(f"{path}!{info.filename}", member.name, read, votes)
 
 
 def _ferplus_counts(folder: Path) -> dict[str, list[float]]:
@@ -96,7 +171,7 @@ def _ferplus_items(folder: Path, labels: Sequence[str], annotator: str, notes: s
                 votes.extend([label] * n)
         votes.sort(key=lambda label: label == labels[int(top)])  # FER+'s top emotion voted last wins ties
         ballot = [(label, f"{annotator}:ferplus-{k + 1}") for k, label in enumerate(votes)]
-        yield ImportItem(str(path), path.name, path.read_bytes, ballot, "ferplus")
+        yield ImportItem(str(path), path.name, lambda path=path: read_file(path), ballot, "ferplus")
 
 
 def iter_items(
@@ -113,15 +188,15 @@ def iter_items(
                 for file in list_images(path):
                     parts = file.relative_to(path).parts
                     votes = _folder_vote(parts, labels, annotator, notes) if labels_from_folders else []
-                    yield ImportItem(str(file), file.name, file.read_bytes, votes)
+                    yield ImportItem(str(file), file.name, lambda file=file: read_file(file), votes)
             elif path.is_file() and zipfile.is_zipfile(path):
                 yield from _zip_items(path, labels_from_folders, labels, annotator, notes)
             elif path.is_file():
-                yield ImportItem(str(path), path.name, path.read_bytes)
+                yield ImportItem(str(path), path.name, lambda path=path: read_file(path))
             else:
                 report.skipped.append((str(path), "no such file or folder"))
         except (OSError, ValueError, zipfile.BadZipFile, csv.Error) as error:
-            report.skipped.append((str(path), f"{type(error).__name__}: {error}"))
+            report.skipped.append((str(path), plain_reason(error)))
     report.notes.extend(sorted(notes))
 
 
@@ -139,7 +214,7 @@ def import_paths(
         try:
             _, added, written = store.ingest(item.read(), item.source, item.filename, item.votes, item.origin)
         except Exception as error:  # one bad file must not stop the rest; it is reported instead
-            report.skipped.append((item.source, f"{type(error).__name__}: {error}"))
+            report.skipped.append((item.source, plain_reason(error)))
         else:
             report.added += added
             report.already_present += not added

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from core.data import to_gray_array
+from core.images import decode_photo
 
 __all__ = ["FaceDetector", "DecodedImage", "MediaFolder", "content_id", "decode_image", "find_faces"]
 
@@ -42,14 +43,13 @@ class DecodedImage:
 
 
 def decode_image(data: bytes) -> DecodedImage:
-    """Fully decode ``data``; raises on anything that is not a complete image PIL can read."""
-    with Image.open(io.BytesIO(data)) as probe:
-        probe.verify()  # catches corrupt structure before we spend time decoding
-    image = Image.open(io.BytesIO(data))
-    media_type = image.format or "unknown"
-    image.load()  # catches truncated data that verify() lets through
-    image = ImageOps.exif_transpose(image)
-    return DecodedImage(image, media_type, image.width, image.height)
+    """Fully decode ``data`` with core's decoder (its byte, side and pixel limits); raises ``core.ImageError``.
+
+    One decoder for every way an image enters the product, so an import cannot accept what a prediction
+    refuses; ``str(error)`` is a one-line reason in plain words.
+    """
+    decoded = decode_photo(data)
+    return DecodedImage(decoded.image, decoded.format, decoded.image.width, decoded.image.height)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -21,7 +22,17 @@ from .records import FaceRecord, ImageRecord, LabelEvent, Sample
 from .splits import SPLITS, choose_split
 from .votes import Tally, Vote, tally
 
-__all__ = ["AnnotationStore", "UnknownImageError", "LabelNotInSetError"]
+__all__ = [
+    "AnnotationStore",
+    "AnnotatorNameError",
+    "LabelNotInSetError",
+    "MAX_ANNOTATOR_LENGTH",
+    "UnknownImageError",
+    "check_annotator",
+]
+
+MAX_ANNOTATOR_LENGTH = 100  # a name, not a document: stats serves every annotator's name to the app
+MAX_FILENAME_LENGTH = 255  # what most file systems allow; longer "names" are kept shortened
 
 
 class UnknownImageError(ValueError):
@@ -30,6 +41,27 @@ class UnknownImageError(ValueError):
 
 class LabelNotInSetError(ValueError):
     """A label outside the store's label set."""
+
+
+class AnnotatorNameError(ValueError):
+    """An annotator name that is empty, too long or holds control characters."""
+
+
+def check_annotator(name: object) -> str:
+    """The stripped name, or a plain :class:`AnnotatorNameError` saying what is wrong with it."""
+    if not isinstance(name, str) or not name.strip():
+        raise AnnotatorNameError("an annotator name is required")
+    name = name.strip()
+    if len(name) > MAX_ANNOTATOR_LENGTH:
+        raise AnnotatorNameError(f"annotator names are at most {MAX_ANNOTATOR_LENGTH} characters, not {len(name)}")
+    if any(unicodedata.category(character).startswith("C") for character in name):
+        raise AnnotatorNameError("annotator names cannot contain control or invisible format characters")
+    return name
+
+
+def _short_id(image_id: object) -> str:
+    text = str(image_id)
+    return repr(text if len(text) <= 16 else text[:12] + "…")
 
 
 def _now() -> str:
@@ -104,6 +136,10 @@ class AnnotationStore:
 
     def check_label(self, label: str) -> str:
         """The canonical name of ``label``; refuses names outside the label set (aliases accepted)."""
+        if not isinstance(label, str) or not label.strip():
+            raise LabelNotInSetError(f"no label given; choose one of: {', '.join(self.labels)}")
+        if len(label) > 64:
+            raise LabelNotInSetError(f"that is not a label of this store; choose one of: {', '.join(self.labels)}")
         canonical = normalise_label(label)
         if canonical not in self.labels:
             raise LabelNotInSetError(f"label {label!r} is not in this store's label set: {', '.join(self.labels)}")
@@ -131,7 +167,9 @@ class AnnotationStore:
         Returns (image id, whether the image was new, label events written). Files are written before
         the one transaction that adds the rows, so a crash at any point leaves a consistent database.
         """
-        votes = [(self.check_label(label), annotator) for label, annotator in votes]
+        votes = [(self.check_label(label), check_annotator(annotator)) for label, annotator in votes]
+        if filename is not None and len(filename) > MAX_FILENAME_LENGTH:
+            filename = filename[: MAX_FILENAME_LENGTH - 1] + "…"
         image_id = content_id(data)
         present = self.has_image(image_id)
         row: dict[str, Any] | None = None
@@ -187,7 +225,7 @@ class AnnotationStore:
     def image(self, image_id: str) -> ImageRecord:
         rows = self._read("SELECT * FROM images WHERE id = ?", [image_id])
         if not rows:
-            raise UnknownImageError(f"no image {image_id!r} in {self.path}")
+            raise UnknownImageError(f"no image {_short_id(image_id)} in the store")
         row = rows[0]
         faces = tuple(
             FaceRecord(
@@ -226,14 +264,12 @@ class AnnotationStore:
     def label(self, image_id: str, label: str, annotator: str, origin: str = "annotate") -> LabelEvent:
         """Record ``annotator``'s label for an image (kept forever in the history); returns the event."""
         canonical = self.check_label(label)
-        annotator = annotator.strip()
-        if not annotator:
-            raise ValueError("an annotator name is required")
+        annotator = check_annotator(annotator)
         uid = uuid.uuid4().hex  # fixed across retries, so a redone transaction cannot add a second event
 
         def body(db: sqlite_utils.Database) -> int:
             if not db.execute("SELECT 1 FROM images WHERE id = ?", [image_id]).fetchone():
-                raise UnknownImageError(f"no image {image_id!r} in {self.path}")
+                raise UnknownImageError(f"no image {_short_id(image_id)} in the store")
             event_id = self._insert_label(db, image_id, canonical, annotator, origin, uid, False)
             assert event_id is not None
             return event_id
@@ -280,6 +316,7 @@ class AnnotationStore:
 
     def undo_last(self, annotator: str) -> LabelEvent | None:
         """Withdraw ``annotator``'s most recent live label (kept in history as undone); None if none is left."""
+        annotator = check_annotator(annotator)
 
         def body(db: sqlite_utils.Database) -> int | None:
             row = db.execute(
@@ -340,7 +377,7 @@ class AnnotationStore:
     def split_of(self, image_id: str) -> str | None:
         rows = self._read("SELECT split FROM images WHERE id = ?", [image_id])
         if not rows:
-            raise UnknownImageError(f"no image {image_id!r} in {self.path}")
+            raise UnknownImageError(f"no image {_short_id(image_id)} in the store")
         return rows[0]["split"]
 
     # -- training view -------------------------------------------------------------------------------
