@@ -19,6 +19,7 @@ __all__ = [
     "MAX_SIDE",
     "decode_photo",
     "open_image",
+    "read_image_bytes",
     "to_rgb",
 ]
 
@@ -36,7 +37,7 @@ def _too_big(size: int) -> ImageError:
     return ImageError(f"file is {size / 2**20:.0f} MB: files above {MAX_FILE_BYTES // 2**20} MB are not supported")
 
 
-def _read_bytes(source: str | Path | bytes | bytearray | BinaryIO) -> bytes:
+def read_image_bytes(source: str | Path | bytes | bytearray | BinaryIO) -> bytes:
     """The file's bytes, refusing files over MAX_FILE_BYTES before reading them; messages name no folder."""
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
@@ -87,7 +88,7 @@ def decode_photo(source: str | Path | bytes | bytearray | BinaryIO) -> DecodedPh
     Prediction, live frames, import, add-to-dataset and zip members all come through here, so the
     size limits (bytes, sides, pixels) and the one-line :class:`ImageError` reasons hold everywhere.
     """
-    data = _read_bytes(source)
+    data = read_image_bytes(source)
     if not data:
         raise ImageError("empty file (0 bytes)")
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import time
@@ -59,6 +60,7 @@ class JobInfo:
     decision: list[str] | None = None
 
 
+_JOB_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9]{6}-[0-9a-f]{6}")  # what :meth:`JobStore.create` names jobs
 _EXIT_GRACE_SECONDS = 10.0  # how long a finished worker may take to exit and free the job lock
 
 
@@ -118,9 +120,12 @@ class JobStore:
     def ids(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "state.json").is_file())
+        return sorted(p.name for p in self.root.iterdir() if _JOB_ID.fullmatch(p.name) and (p / "state.json").is_file())
 
     def handle(self, job_id: str) -> JobHandle:
+        """The job named ``job_id``; only job names are accepted (never paths), with a plain message otherwise."""
+        if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+            raise ValueError("no such retrain job: a job id looks like 20250101-120000-000000-a1b2c3")
         folder = self.root / job_id
         if not (folder / "state.json").is_file():
             raise ValueError(f"no retrain job {job_id!r}")

@@ -1,45 +1,67 @@
 """The Gradio Blocks app: layout and event wiring only; behaviour lives in :mod:`webapp.handlers`.
 
-Every event a client may call has a stable ``api_name``; UI-only events are private. Predict runs
-concurrently; retrain has ``concurrency_limit=1`` so one user's job cannot pile up behind another's.
+Every event a client may call has a stable ``api_name``; UI-only events are private (but still reachable
+over HTTP by their index, so their handlers check access too). Predict runs concurrently; retrain has
+``concurrency_limit=1`` so one user's job cannot pile up behind another's.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
+from core.images import MAX_FILE_BYTES
+
+from .cookies import ClientCookieMiddleware
 from .handlers import Handlers
 from .services import Services
 from .shortcuts import SHORTCUTS_JS
 
-__all__ = ["build_demo", "PREDICT_CONCURRENCY"]
+__all__ = ["build_demo", "PREDICT_CONCURRENCY", "MAX_UPLOAD"]
 
 PREDICT_CONCURRENCY = 4  # CPU inference: a few at once keeps latency fair without oversubscribing cores
 POLL_SECONDS = 2.0
+MAX_UPLOAD = "1gb"  # per uploaded file (a zip of photos); each image inside is held to core's own limits
+
+
+def _data_url_bytes(url: str) -> bytes | None:
+    """The bytes of a ``data:image/...;base64,`` URL (webcam frames), refused past core's file size limit."""
+    head, _, body = url.partition(",")
+    if not head.endswith(";base64") or len(body) > (MAX_FILE_BYTES * 4) // 3 + 4:
+        return None
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def photo_input(**options: Any) -> gr.Image:
-    """A filepath ``gr.Image`` whose undecodable uploads reach the handler, which names the problem.
+    """A filepath ``gr.Image`` that hands the upload to the handler undecoded: core decodes it, with its limits.
 
-    Gradio's own preprocessing opens the file with PIL and would fail with a bare error; an instance
-    override (not a subclass: Gradio writes a ``.pyi`` beside every component subclass) hands the path on.
+    Gradio's own preprocessing opens the file with PIL (webcam data URLs are decoded in full) before any
+    size check; an instance override (not a subclass: Gradio writes a ``.pyi`` beside every component
+    subclass) passes the uploaded path, or a data URL's bytes, straight on. Which paths a client may name
+    is still checked by Gradio before this runs (uploads and its cache only).
     """
     image = gr.Image(type="filepath", image_mode=None, **options)
-    strict = image.preprocess
 
-    def preprocess(payload: Any) -> str | None:
-        try:
-            return strict(payload)
-        except (OSError, ValueError):  # PIL cannot identify it: core.open_image explains why in the handler
-            return None if payload is None or payload.path is None else str(payload.path)
+    def preprocess(payload: Any) -> str | bytes | None:
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):
+            return _data_url_bytes(payload.url) or b"-"  # b"-" is refused by core as "not an image"
+        return None if payload.path is None else str(payload.path)
 
     image.preprocess = preprocess  # type: ignore[method-assign]
     return image
 
 
-def _header(services: Services, handlers: Handlers) -> gr.Markdown:
+def _header(services: Services, handlers: Handlers) -> tuple[gr.Markdown, list[gr.events.Dependency]]:
+    """Title, who is signed in, and the sign-in form; returns the events after which the views refresh."""
     settings = services.settings
     gr.Markdown(
         f"# {settings.title}\nFacial expressions with a small distilled student (T-SNet), explained by Grad-CAM."
@@ -55,11 +77,11 @@ def _header(services: Services, handlers: Handlers) -> gr.Markdown:
                 password = gr.Textbox(label="Password", type="password", scale=2)
                 sign_in = gr.Button("Sign in", scale=1)
                 sign_out = gr.Button("Sign out", scale=1, variant="secondary")
-        sign_in.click(handlers.sign_in, [name, password], whoami, api_name="sign_in").then(
-            lambda: "", None, password, api_visibility="private"
-        )
-        sign_out.click(handlers.sign_out, None, whoami, api_name="sign_out")
-    return whoami
+        signed_in = sign_in.click(handlers.sign_in, [name, password], whoami, api_name="sign_in")
+        signed_in.then(lambda: "", None, password, api_visibility="private")
+        signed_out = sign_out.click(handlers.sign_out, None, whoami, api_name="sign_out")
+        return whoami, [signed_in, signed_out]
+    return whoami, []
 
 
 def _predict_tab(services: Services, handlers: Handlers, annotator: gr.Textbox) -> None:
@@ -98,7 +120,7 @@ def _predict_tab(services: Services, handlers: Handlers, annotator: gr.Textbox) 
         with gr.Tab("Live webcam"):
             gr.Markdown("Faces are detected every few frames and tracked in between (FaceStream).")
             with gr.Row():
-                camera = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy")
+                camera = photo_input(label="Webcam", sources=["webcam"], streaming=True)
                 live = gr.Image(label="Live result", interactive=False)
             live_probabilities = gr.Label(label="Face 1", num_top_classes=3)
             stream_state = gr.State(None)
@@ -132,7 +154,13 @@ def _predict_tab(services: Services, handlers: Handlers, annotator: gr.Textbox) 
     add.click(handlers.add_to_dataset, [photo, dataset_label, annotator], added, api_name="add_to_dataset")
 
 
-def _annotate_tab(services: Services, handlers: Handlers, annotator: gr.Textbox, demo: gr.Blocks) -> None:
+def _annotate_tab(
+    services: Services,
+    handlers: Handlers,
+    annotator: gr.Textbox,
+    demo: gr.Blocks,
+    access_changed: list[gr.events.Dependency],
+) -> None:
     labels = handlers.labels
     with gr.Tab("Annotate", id="annotate"):
         with gr.Column(elem_id="annotate-panel"):
@@ -155,6 +183,7 @@ def _annotate_tab(services: Services, handlers: Handlers, annotator: gr.Textbox,
                     message = gr.Markdown(elem_id="annotate-message")
                     image_id = gr.Textbox(visible=False)
                     suggestion = gr.Textbox(visible=False)
+                    queue_api = gr.Button(visible=False)  # carries the next_image API endpoint
                 with gr.Column(scale=2):
                     annotator.render()
                     summary = gr.Markdown(elem_id="stats-summary")
@@ -175,7 +204,7 @@ def _annotate_tab(services: Services, handlers: Handlers, annotator: gr.Textbox,
     stats_outputs = [counts, summary]
 
     def after(event: gr.events.Dependency) -> None:
-        event.then(handlers.next_item, annotator, queue_outputs, api_visibility="private").then(
+        event.then(handlers.next_item_view, annotator, queue_outputs, api_visibility="private").then(
             handlers.stats_view, None, stats_outputs, api_visibility="private"
         )
 
@@ -190,8 +219,12 @@ def _annotate_tab(services: Services, handlers: Handlers, annotator: gr.Textbox,
             handlers.import_files, [folder, labels_from_folders, annotator], imported, api_visibility="private"
         )
     )
-    demo.load(handlers.next_item, annotator, queue_outputs, api_name="next_image")
+    # the page shows the queue (or a sign-in placeholder); the API endpoint refuses anonymous callers outright
+    demo.load(handlers.next_item_view, annotator, queue_outputs, api_visibility="private")
     demo.load(handlers.stats_view, None, stats_outputs, api_visibility="private")
+    queue_api.click(handlers.next_item, annotator, queue_outputs, api_name="next_image")
+    for event in access_changed:
+        after(event)
 
 
 def _retrain_tab(services: Services, handlers: Handlers) -> gr.Timer:
@@ -267,7 +300,7 @@ def build_demo(services: Services) -> gr.Blocks:
     """The whole app for one ``Services``; launch it, mount it, or drive it with ``gradio_client``."""
     handlers = Handlers(services)
     with gr.Blocks(title=services.settings.title) as demo:
-        whoami = _header(services, handlers)
+        whoami, access_changed = _header(services, handlers)
         annotator = gr.Textbox(
             label="Annotator",
             value="annotator",
@@ -278,7 +311,7 @@ def build_demo(services: Services) -> gr.Blocks:
         )
         with gr.Tabs():
             _predict_tab(services, handlers, annotator)
-            _annotate_tab(services, handlers, annotator, demo)
+            _annotate_tab(services, handlers, annotator, demo, access_changed)
             _retrain_tab(services, handlers)
             _models_tab(handlers, demo)
         # JSON endpoints for gradio_client (outside the tabs: they have no component)
@@ -288,4 +321,24 @@ def build_demo(services: Services) -> gr.Blocks:
         demo.load(handlers.whoami, None, whoami, api_visibility="private")
         demo.load(None, None, None, js=SHORTCUTS_JS)
     demo.queue(default_concurrency_limit=2)
+    _serve_with_client_cookie(demo, services)
     return demo
+
+
+def _serve_with_client_cookie(demo: gr.Blocks, services: Services) -> None:
+    """Make every ``demo.launch(...)`` (``tsnet serve``, a Space's ``app.py``, tests) install the client cookie.
+
+    The sign-in is bound to that cookie (see :mod:`webapp.access`), so a launch without it could not sign
+    anyone in; an instance override keeps ``create_app().launch()`` the whole recipe. The upload size cap
+    is set here too unless the caller chose one.
+    """
+    launch = demo.launch
+
+    def launch_with_client_cookie(*args: Any, **kwargs: Any) -> Any:
+        app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+        cookie = Middleware(ClientCookieMiddleware, sessions=services.sessions, cross_site=services.settings.on_space)
+        app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), cookie]
+        kwargs.setdefault("max_file_size", MAX_UPLOAD)
+        return launch(*args, app_kwargs=app_kwargs, **kwargs)
+
+    demo.launch = launch_with_client_cookie  # type: ignore[method-assign]

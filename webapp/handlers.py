@@ -2,9 +2,16 @@
 
 No ``from __future__ import annotations`` here: Gradio reads these type hints at runtime to inject
 ``gr.Request`` and ``gr.OAuthProfile``.
+
+Two kinds of handler read stored data. API endpoints (``next_image``, ``stats``, ``models``, ...) refuse an
+anonymous caller of a gated server with a plain message; the page's own views (``*_view``: page load,
+timers, refreshes) show a "sign in" placeholder instead, so a visitor is not greeted by error toasts. Every
+request takes the model snapshot once (``Services.snapshot``), so the version it reports answered it.
 """
 
 import dataclasses
+import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,35 +23,63 @@ from PIL import Image
 
 from core import Face, FaceStream, ImageError, open_image
 from core.explain import overlay_heatmap
-from core.images import to_rgb
+from core.images import read_image_bytes, to_rgb
 from labeling import LabelNotInSetError, UnknownImageError
+from labeling.importing import plain_reason
+from labeling.store import AnnotatorNameError
 
 from . import render
-from .access import check_password, require_user, resolve_user
+from .access import (
+    SignInThrottle,
+    check_password,
+    client_address,
+    loggable,
+    refuse,
+    require_user,
+    resolve_user,
+)
+from .models import ModelSnapshot
 from .services import Services
 
-__all__ = ["Handlers", "MAX_EXPLAINED_FACES"]
+__all__ = ["Handlers", "MAX_EXPLAINED_FACES", "MAX_EPOCHS"]
+
+log = logging.getLogger(__name__)
 
 MAX_EXPLAINED_FACES = 6  # Grad-CAM costs a backward pass per face; a crowd photo explains its largest six
+MAX_EPOCHS = 100
 NO_FACE = "No face found. Use a photo where a face is visible, frontal and at least ~60 px wide."
+SIGN_IN_TO_SEE = "Sign in to see the dataset, the retrain jobs and the model versions."
 
 
 def _job_dict(job: Any) -> dict[str, Any] | None:
     return dataclasses.asdict(job) if dataclasses.is_dataclass(job) else None
 
 
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
 class Handlers:
     """Bound to one ``Services``; ``build_demo`` wires these methods to components."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, throttle: SignInThrottle | None = None) -> None:
         self.services = services
+        self.throttle = throttle or SignInThrottle()
 
     @property
     def labels(self) -> list[str]:
         return list(self.services.store.labels)
 
-    def _user(self, request: gr.Request | None, profile: Any, action: str, name: str = "") -> str:
+    def _user(self, request: gr.Request | None, profile: Any, action: str, name: Any = "") -> str:
         return require_user(self.services.settings, self.services.sessions, request, profile, action, name)
+
+    def _may_view(self, request: gr.Request | None, profile: Any) -> bool:
+        """Whether the page's views may show stored data to this client (anyone on an open server)."""
+        settings = self.services.settings
+        if not settings.gated:
+            return True
+        user = resolve_user(settings, self.services.sessions, request, profile)
+        return user is not None and (user in settings.users or user in settings.allowed_users)
 
     # -- predict -------------------------------------------------------------------------------------
     def _explain(self, classifier: Any, faces: list[Face], own_label: bool) -> Image.Image | None:
@@ -55,19 +90,26 @@ class Handlers:
                 panels.append((overlay_heatmap(face.aligned_crop, heat), f"{number}. {name}"))
         return render.cam_strip(panels)
 
-    def predict(self, photo: str | None, with_teacher: bool) -> tuple[Any, ...]:
+    @staticmethod
+    def _photo(photo: Any, what: str = "file") -> Image.Image:
+        """Decode an upload (a path, or bytes from a webcam data URL) with core's one decoder and its limits."""
+        try:
+            return to_rgb(open_image(Path(photo) if isinstance(photo, str) else bytes(photo)))
+        except (ImageError, TypeError) as error:
+            reason = str(error) if isinstance(error, ImageError) else "not an image"
+            raise refuse(f"Cannot read this {what} as a photo: {reason}", title="Bad file") from None
+
+    def predict(self, photo: Any, with_teacher: bool) -> tuple[Any, ...]:
         """Faces with labels, probabilities of face 1, Grad-CAM of student (and teacher), details and timing."""
         if not photo:
-            raise gr.Error("Upload a photo or take one with the webcam first.", title="No photo")
-        try:
-            image = to_rgb(open_image(Path(photo)))
-        except ImageError as error:
-            raise gr.Error(f"Cannot read this file as a photo: {error}", title="Bad file") from None
-        student, teacher = self.services.student, self.services.teacher
+            raise refuse("Upload a photo or take one with the webcam first.", title="No photo")
+        image = self._photo(photo)
+        models: ModelSnapshot = self.services.snapshot()  # once: the version reported is the one that answers
+        student, teacher = models.student, models.teacher
         started = time.perf_counter()
         faces = student.predict_image(image)
         predict_ms = (time.perf_counter() - started) * 1000
-        details: dict[str, Any] = {"version": self.services.model_version(), "faces": [f.to_dict() for f in faces]}
+        details: dict[str, Any] = {"version": models.version, "faces": [f.to_dict() for f in faces]}
         if not faces:
             gr.Warning(NO_FACE)
             details.update(message=NO_FACE, latency_ms=round(predict_ms, 1))
@@ -77,52 +119,71 @@ class Handlers:
         total_ms = (time.perf_counter() - started) * 1000
         details.update(latency_ms=round(total_ms, 1), predict_ms=round(predict_ms, 1))
         status = (
-            f"Answered by student **{details['version']}** · {len(faces)} face(s) · "
+            f"Answered by student **{models.version}** · {len(faces)} face(s) · "
             f"prediction {predict_ms:.0f} ms · with Grad-CAM {total_ms:.0f} ms"
         )
         if with_teacher and teacher is None:
             status += " · no teacher model installed"
         return render.draw_faces(image, faces), faces[0].probs, student_cam, teacher_cam, details, status
 
-    def predict_frame(self, frame: np.ndarray | None, stream: FaceStream | None) -> tuple[Any, ...]:
+    def predict_frame(self, frame: Any, stream: FaceStream | None) -> tuple[Any, ...]:
         """Live webcam: track faces across frames (FaceStream) and label each one."""
         if frame is None:
             return None, None, stream
-        if stream is None or stream.classifier is not self.services.student:
-            stream = FaceStream(self.services.student)
-        faces = stream.process(frame)
-        return render.draw_faces(Image.fromarray(frame), faces), faces[0].probs if faces else None, stream
+        image = self._photo(frame, "frame")
+        student = self.services.snapshot().student
+        if not isinstance(stream, FaceStream) or stream.classifier is not student:
+            stream = FaceStream(student)
+        faces = stream.process(np.asarray(image))
+        return render.draw_faces(image, faces), faces[0].probs if faces else None, stream
 
     def add_to_dataset(
-        self, photo: str | None, label: str | None, name: str, request: gr.Request, profile: gr.OAuthProfile | None
+        self, photo: Any, label: Any, name: Any, request: gr.Request, profile: gr.OAuthProfile | None
     ) -> str:
         """Send the photo on the Predict tab to the annotation store, labelled when a label was chosen."""
         user = self._user(request, profile, "add images to the dataset", name)
         if not photo:
-            raise gr.Error("Upload a photo first.", title="No photo")
-        data = Path(photo).read_bytes()
+            raise refuse("Upload a photo first.", title="No photo")
         try:
-            open_image(data)
-            image_id = self.services.store.add_image(data, source="predict", filename=Path(photo).name)
+            data = read_image_bytes(Path(photo) if isinstance(photo, str) else photo)
+            filename = Path(photo).name if isinstance(photo, str) else "webcam.png"
+            image_id = self.services.store.add_image(data, source="predict", filename=filename)
             if label:
                 self.services.store.label(image_id, label, user)
-        except (ImageError, LabelNotInSetError) as error:
-            raise gr.Error(str(error), title="Not added") from None
+        except (ImageError, LabelNotInSetError, AnnotatorNameError) as error:
+            raise refuse(plain_reason(error), "Not added") from None
         return f"Added image `{image_id[:12]}` to the dataset" + (f" labelled **{label}** by {user}." if label else ".")
 
     # -- access --------------------------------------------------------------------------------------
-    def sign_in(self, name: str, password: str, request: gr.Request) -> str:
-        """Local sign-in against TSNET_USERS; remembered for this browser tab or client session only."""
+    def sign_in(self, name: Any, password: Any, request: gr.Request) -> str:
+        """Local sign-in against TSNET_USERS, for this client (its cookie) until sign-out or expiry."""
         users = self.services.settings.users
         if not users:
             return "Local sign-in is not configured on this server."
-        if not check_password(users, name or "", password or ""):
-            raise gr.Error("Wrong name or password.", title="Sign-in failed")
-        self.services.sessions.get(request).user = name.strip()
+        name, password = _text(name), password if isinstance(password, str) else ""
+        address = client_address(request)
+        wait = self.throttle.wait_seconds(name, address)
+        if wait > 0:
+            log.warning("sign-in refused for %s from %s: too many failed attempts", loggable(name), address)
+            minutes = max(1, math.ceil(wait / 60))
+            raise refuse(
+                f"Too many failed sign-ins for this name or from this address: try again in {minutes} minute(s).",
+                title="Sign-in paused",
+            )
+        if not check_password(users, name, password):
+            self.throttle.failed(name, address)
+            log.warning("sign-in failed for %s from %s", loggable(name), address)
+            raise refuse("Wrong name or password.", title="Sign-in failed")
+        if not self.services.sessions.sign_in(request, name):
+            raise refuse("This client keeps no cookies, so a sign-in cannot stick: enable cookies and reload.")
+        self.throttle.succeeded(name)
+        log.info("signed in: %s from %s", loggable(name), address)
         return self.whoami(request, None)
 
     def sign_out(self, request: gr.Request) -> str:
-        self.services.sessions.get(request).user = None
+        """End this client's sign-in; its cookie then acts as nobody (replaying it signs no one in)."""
+        if not self.services.sessions.sign_out(request):
+            raise refuse("Not signed in: there is nothing to sign out of.", title="Not signed in")
         return self.whoami(request, None)
 
     def whoami(self, request: gr.Request, profile: gr.OAuthProfile | None) -> str:
@@ -137,29 +198,35 @@ class Handlers:
     # -- annotate ------------------------------------------------------------------------------------
     def import_files(
         self,
-        files: list[str] | None,
+        files: Any,
         labels_from_folders: bool,
-        name: str,
+        name: Any,
         request: gr.Request,
         profile: gr.OAuthProfile | None,
     ) -> str:
         """Images, zips or a folder's files into the store (bad files are listed, not fatal)."""
         user = self._user(request, profile, "import images", name)
-        if not files:
-            raise gr.Error("Choose images, a zip or a folder first.", title="Nothing to import")
-        report = self.services.store.import_paths(
-            [Path(f) for f in files], labels_from_folders=labels_from_folders, annotator=user
-        )
+        paths = [files] if isinstance(files, str) else [f for f in files or [] if isinstance(f, str)]
+        if not paths:
+            raise refuse("Choose images, a zip or a folder first.", title="Nothing to import")
+        try:
+            report = self.services.store.import_paths(
+                [Path(f) for f in paths], labels_from_folders=bool(labels_from_folders), annotator=user
+            )
+        except AnnotatorNameError as error:
+            raise refuse(str(error), title="Not imported") from None
         text = f"Imported {report.added} new image(s), {report.already_present} already present"
         text += f", {report.label_events} label(s) from folders." if report.label_events else "."
         skipped = "".join(f"\n- skipped `{Path(source).name}`: {reason}" for source, reason in report.skipped[:20])
         return text + skipped
 
-    def next_item(self, name: str, request: gr.Request, profile: gr.OAuthProfile | None) -> tuple[Any, ...]:
-        """The most uncertain image this annotator has not labelled or skipped, with the model's suggestion."""
+    def _queue_item(self, name: Any, request: gr.Request, profile: gr.OAuthProfile | None) -> tuple[Any, ...]:
         session = self.services.sessions.get(request)
-        annotator = resolve_user(self.services.settings, self.services.sessions, request, profile) or name or None
-        items = self.services.store.next_to_label(len(session.skipped) + 1, annotator=annotator)
+        annotator = resolve_user(self.services.settings, self.services.sessions, request, profile) or _text(name)
+        models = self.services.snapshot()
+        items = self.services.store.next_to_label(
+            len(session.skipped) + 1, classifier=models.student, annotator=annotator or None, teacher=models.teacher
+        )
         item = next((i for i in items if i.image_id not in session.skipped), None)
         buttons = [gr.update(variant="secondary") for _ in self.labels]
         if item is None:
@@ -174,41 +241,61 @@ class Handlers:
             info += " · votes " + ", ".join(f"{k}: {v}" for k, v in item.votes.items())
         return str(record.original), str(record.crop), item.image_id, suggestion, info, *buttons
 
-    def label(self, image_id: str, label: str, name: str, request: gr.Request, profile: gr.OAuthProfile | None) -> str:
+    def next_item(self, name: Any, request: gr.Request, profile: gr.OAuthProfile | None) -> tuple[Any, ...]:
+        """API: the most uncertain image this annotator has not labelled or skipped, with the model's suggestion."""
+        self._user(request, profile, "see the annotation queue", name)
+        return self._queue_item(name, request, profile)
+
+    def next_item_view(self, name: Any, request: gr.Request, profile: gr.OAuthProfile | None) -> tuple[Any, ...]:
+        """The Annotate tab's queue: the next item, or a sign-in placeholder for an anonymous visitor."""
+        if not self._may_view(request, profile):
+            buttons = [gr.update(variant="secondary") for _ in self.labels]
+            return None, None, "", "", f"**Sign in to annotate.** {SIGN_IN_TO_SEE}", *buttons
+        return self._queue_item(name, request, profile)
+
+    def label(self, image_id: Any, label: Any, name: Any, request: gr.Request, profile: gr.OAuthProfile | None) -> str:
         """Record one label for one image; the message names what was saved."""
         user = self._user(request, profile, "label images", name)
-        if not image_id:
-            raise gr.Error("No image to label: the queue is empty.", title="Nothing to label")
+        if not image_id or not isinstance(image_id, str):
+            raise refuse("No image to label: the queue is empty.", title="Nothing to label")
         try:
             event = self.services.store.label(image_id, label, user)
-        except (UnknownImageError, LabelNotInSetError, ValueError) as error:
-            raise gr.Error(str(error), title="Not labelled") from None
+        except (UnknownImageError, LabelNotInSetError, AnnotatorNameError) as error:
+            raise refuse(str(error), title="Not labelled") from None
         return f"Labelled `{image_id[:12]}` as **{event.label}** ({user})."
 
     def label_as(self, label: str) -> Callable[..., str]:
         """A label button's handler: ``label`` fixed, the rest as in :meth:`label`."""
 
-        def label_button(image_id: str, name: str, request: gr.Request, profile: gr.OAuthProfile | None) -> str:
+        def label_button(image_id: Any, name: Any, request: gr.Request, profile: gr.OAuthProfile | None) -> str:
             return self.label(image_id, label, name, request, profile)
 
         return label_button
 
-    def skip(self, image_id: str, request: gr.Request) -> str:
-        if image_id:
-            self.services.sessions.get(request).skipped.add(image_id)
-        return f"Skipped `{image_id[:12]}`." if image_id else "Nothing to skip."
+    def skip(self, image_id: Any, request: gr.Request, profile: gr.OAuthProfile | None) -> str:
+        self._user(request, profile, "skip images")
+        if not image_id or not isinstance(image_id, str):
+            return "Nothing to skip."
+        self.services.sessions.get(request).skipped.add(image_id[:64])
+        return f"Skipped `{image_id[:12]}`."
 
-    def undo(self, name: str, request: gr.Request, profile: gr.OAuthProfile | None) -> str:
+    def undo(self, name: Any, request: gr.Request, profile: gr.OAuthProfile | None) -> str:
         user = self._user(request, profile, "undo labels", name)
-        event = self.services.store.undo_last(user)
+        try:
+            event = self.services.store.undo_last(user)
+        except AnnotatorNameError as error:
+            raise refuse(str(error), title="Nothing undone") from None
         return f"Undid **{event.label}** on `{event.image_id[:12]}`." if event else f"{user} has no label to undo."
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, request: gr.Request, profile: gr.OAuthProfile | None) -> dict[str, Any]:
         """Counts per class and split (by current label), annotators and agreement (the store's ``stats``)."""
+        self._user(request, profile, "see the dataset statistics")
         return self.services.store.stats()
 
-    def stats_view(self) -> tuple[list[list[Any]], str]:
-        stats = self.stats()
+    def stats_view(self, request: gr.Request, profile: gr.OAuthProfile | None) -> tuple[list[list[Any]], str]:
+        if not self._may_view(request, profile):
+            return [], SIGN_IN_TO_SEE
+        stats = self.services.store.stats()
         summary = (
             f"{stats['images']} images · {stats['labelled']} labelled · {stats['unlabelled']} unlabelled · "
             f"{stats['label_events']} label events · {len(stats['annotators'])} annotator(s)"
@@ -218,43 +305,57 @@ class Handlers:
     # -- retrain -------------------------------------------------------------------------------------
     def _retrain(self) -> Any:
         if self.services.retrain is None:
-            raise gr.Error("Retraining is not available in this installation (no retrain package).")
+            raise refuse("Retraining is not available in this installation (no retrain package).")
         return self.services.retrain
 
     def start_retrain(
-        self, epochs: float | None, request: gr.Request, profile: gr.OAuthProfile | None
+        self, epochs: Any, request: gr.Request, profile: gr.OAuthProfile | None
     ) -> tuple[str, dict[str, Any] | None]:
         """Start the retrain job in the background; refused with a message while one runs."""
         from retrain import JobAlreadyRunning
 
         self._user(request, profile, "start a retrain")
+        count = None
+        if epochs not in (None, ""):
+            if not isinstance(epochs, (int, float)) or not math.isfinite(epochs) or not 1 <= epochs <= MAX_EPOCHS:
+                raise refuse(f"Epochs must be a whole number from 1 to {MAX_EPOCHS}.", title="Cannot retrain")
+            count = int(epochs)
         try:
-            job = self._retrain().start(epochs=int(epochs) if epochs else None)
+            job = self._retrain().start(epochs=count)
         except JobAlreadyRunning as error:
             gr.Warning(f"A retrain is already running: {error}")
             job = self._retrain().status()
         except (FileNotFoundError, ValueError) as error:
-            raise gr.Error(str(error), title="Cannot retrain") from None
+            raise refuse(plain_reason(error), title="Cannot retrain") from None
         return render.job_markdown(job), _job_dict(job)
 
-    def retrain_status(self, job_id: str | None = None) -> dict[str, Any] | None:
+    def _status(self, job_id: Any) -> Any:
+        try:
+            return self.services.retrain.status(job_id if isinstance(job_id, str) and job_id else None)
+        except ValueError as error:  # an unknown or malformed job id
+            raise refuse(str(error), title="No such job") from None
+
+    def retrain_status(
+        self, job_id: str | None = None, request: gr.Request = None, profile: gr.OAuthProfile | None = None
+    ) -> dict[str, Any] | None:
         """The persisted state of a job (default: the latest), so it survives page reloads and restarts."""
+        self._user(request, profile, "see retrain jobs")
         if self.services.retrain is None:
             return None
-        return _job_dict(self.services.retrain.status(job_id or None))
+        return _job_dict(self._status(job_id))
 
-    def job_view(self) -> tuple[Any, ...]:
-        """Everything the Retrain tab shows, polled by a timer."""
-        job = self.services.retrain.status() if self.services.retrain is not None else None
+    def job_view(self, request: gr.Request, profile: gr.OAuthProfile | None) -> tuple[Any, ...]:
+        """Everything the Retrain tab shows, polled by a timer (a placeholder for anonymous visitors)."""
+        allowed = self._may_view(request, profile)
+        job = self.services.retrain.status() if self.services.retrain is not None and allowed else None
         running = job is not None and job.state == "running"
-        if job is not None and not running and job.promoted and job.version == self._registry_current():
-            self._follow_registry()
+        self.services.snapshot()  # follows a promotion made by the job (or by anyone) without waiting for a predict
         can_promote = job is not None and job.state == "succeeded" and bool(job.version) and not job.promoted
         return (
-            render.job_markdown(job),
+            render.job_markdown(job) if allowed else SIGN_IN_TO_SEE,
             render.comparison_rows(job.comparison if job else None),
             gr.update(
-                interactive=not running and self.services.retrain is not None,
+                interactive=allowed and not running and self.services.retrain is not None,
                 value="Retraining… (one job at a time)" if running else "Retrain",
             ),
             gr.update(interactive=running),
@@ -266,57 +367,51 @@ class Handlers:
         return "Cancelling the running job…" if self._retrain().cancel() else "No job is running."
 
     # -- models --------------------------------------------------------------------------------------
-    def _registry_current(self) -> str | None:
-        registry = self.services.registry
-        return registry.current() if registry is not None else None
-
-    def _follow_registry(self) -> None:
-        """Reload the served models when the registry's current version is not the one answering."""
-        if self.services.model_version() != self._registry_current():
-            self.services.reload_models()
-
-    def models(self) -> dict[str, Any]:
-        """Registry listing: ``{"current": v, "versions": [...]}`` (or only the loaded model without a registry)."""
+    def _listing(self) -> dict[str, Any]:
         registry = self.services.registry
         if registry is None:
-            version = self.services.model_version()
-            return {
-                "current": version,
-                "versions": [{"version": version, "metrics": self.services.student.config.metrics}],
-            }
+            models = self.services.snapshot()
+            return {"current": models.version, "versions": [{"version": models.version, **_metrics(models)}]}
         return registry.list()
 
-    def promote(self, version: str, request: gr.Request, profile: gr.OAuthProfile | None) -> str:
-        """Serve ``version`` (default: the latest job's candidate) from now on."""
-        self._user(request, profile, "promote a model")
+    def models(self, request: gr.Request, profile: gr.OAuthProfile | None) -> dict[str, Any]:
+        """Registry listing: ``{"current": v, "versions": [...]}`` (or only the loaded model without a registry)."""
+        self._user(request, profile, "see the model versions")
+        return self._listing()
+
+    def _switch(self, change: Callable[[Any], str], refusal: str) -> str:
         registry = self.services.registry
         if registry is None:
-            raise gr.Error("No model registry in this installation.")
-        if not version:
-            job = self.services.retrain.status()
-            version = job.version if job is not None else ""
+            raise refuse("No model registry in this installation.")
         try:
-            served = registry.promote(version)
-        except (ValueError, FileNotFoundError) as error:
-            raise gr.Error(str(error), title="Not promoted") from None
-        self.services.reload_models()
-        return f"Now serving **{served}**."
+            served = change(registry)
+        except ValueError as error:  # the registry's own refusals are plain and name no path
+            raise refuse(str(error), title=refusal) from None
+        except FileNotFoundError:
+            raise refuse("The weights of that version are missing on the server.", title=refusal) from None
+        answering = self.services.reload_models().version
+        return f"Now serving **{served}**." if answering == served else f"Now serving **{answering}**."
+
+    def promote(self, version: Any, request: gr.Request, profile: gr.OAuthProfile | None) -> str:
+        """Serve ``version`` (a registry name; default: the latest job's candidate) from now on."""
+        self._user(request, profile, "promote a model")
+        if not version:
+            job = self.services.retrain.status() if self.services.retrain is not None else None
+            version = job.version if job is not None and job.version else None
+            if version is None:
+                raise refuse("No candidate to promote: run a retrain first, or name a version.", "Not promoted")
+        return self._switch(lambda registry: registry.promote(version), "Not promoted")
 
     def rollback(self, request: gr.Request, profile: gr.OAuthProfile | None) -> str:
         self._user(request, profile, "roll back the served model")
-        registry = self.services.registry
-        if registry is None:
-            raise gr.Error("No model registry in this installation.")
-        try:
-            served = registry.rollback()
-        except (ValueError, FileNotFoundError) as error:
-            raise gr.Error(str(error), title="Nothing to roll back") from None
-        self.services.reload_models()
-        return f"Rolled back: now serving **{served}**."
+        message = self._switch(lambda registry: registry.rollback(), "Nothing to roll back")
+        return message.replace("Now serving", "Rolled back: now serving", 1)
 
-    def models_view(self, selected: str | None) -> tuple[Any, ...]:
+    def models_view(self, selected: Any, request: gr.Request, profile: gr.OAuthProfile | None) -> tuple[Any, ...]:
         """Versions table, what is served, and the selected version's confusion matrix and training curves."""
-        listing = self.models()
+        if not self._may_view(request, profile):
+            return [], SIGN_IN_TO_SEE, gr.update(choices=[], value=None), None, None
+        listing = self._listing()
         versions = [entry["version"] for entry in listing["versions"]]
         chosen = selected if selected in versions else listing["current"]
         entry = next((e for e in listing["versions"] if e["version"] == chosen), {})
@@ -333,3 +428,7 @@ class Handlers:
             render.confusion_figure(matrix, evaluation.get("labels") or self.labels, f"{chosen}: {name or 'metrics'}"),
             render.curve_figure(curves, f"{chosen}: student training"),
         )
+
+
+def _metrics(models: ModelSnapshot) -> dict[str, Any]:
+    return {"metrics": models.student.config.metrics}

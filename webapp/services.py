@@ -15,31 +15,17 @@ from typing import Any
 
 from PIL import Image
 
-from core import Classifier, load_classifier
-from core.classifier import shipped_weights_folder
+from core import Classifier
 from labeling import AnnotationStore
 from labeling.faces import store_face_finder
 
 from .access import SessionBook
+from .models import ModelSnapshot, ModelUnavailable, ServedModels, weights_folder
 from .settings import Settings
 
 __all__ = ["ModelUnavailable", "Services", "load_services", "weights_folder", "write_examples"]
 
 log = logging.getLogger(__name__)
-
-
-class ModelUnavailable(FileNotFoundError):
-    """No weights to serve: the message says where the app looked and how to get a model."""
-
-
-def weights_folder(home: Path, name: str, explicit: Path | None = None) -> Path | None:
-    """An explicit folder, else the registry's served version (``home/served/<name>``), else the shipped one."""
-    for folder in (explicit, home / "served" / name, shipped_weights_folder(name)):
-        if folder is not None and (Path(folder) / "config.json").is_file():
-            return Path(folder)
-    if explicit is not None:
-        raise ModelUnavailable(f"{explicit} is not a weights folder (no config.json)")
-    return None
 
 
 def write_examples(folder: Path) -> list[Path]:
@@ -58,43 +44,40 @@ def write_examples(folder: Path) -> list[Path]:
 
 @dataclass
 class Services:
-    """The app's collaborators. Models are swapped in place after a promote or rollback (``reload_models``)."""
+    """The app's collaborators. ``models`` hands out immutable snapshots; a swap replaces the snapshot."""
 
     settings: Settings
     store: AnnotationStore
-    student: Classifier
-    teacher: Classifier | None = None
+    models: ServedModels
     retrain: Any = None  # retrain.RetrainService when the retrain package is available
     examples: list[Path] = field(default_factory=list)
     sessions: SessionBook = field(default_factory=SessionBook)
-    # pytorch-grad-cam keeps activations on the CAM object between hook and backward: one explanation at a time
+    # Until core.explain guards its CAM objects itself: one explanation at a time
     cam_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def registry(self) -> Any:
         return getattr(self.retrain, "registry", None)
 
-    def model_version(self) -> str:
-        """The version that answers predictions: the registry's current one when it serves ours, else the folder's."""
-        current = None
-        if self.registry is not None and Path(self.student.source).parent.name == "served":
-            try:
-                current = self.registry.current()
-            except Exception:  # an unreadable registry must not break prediction
-                log.exception("registry.current() failed")
-        return str(current or self.student.version)
+    def snapshot(self) -> ModelSnapshot:
+        """What answers now (take it once per request): student, teacher and their version together."""
+        return self.models.current()
 
-    def reload_models(self) -> None:
+    @property
+    def student(self) -> Classifier:
+        return self.snapshot().student
+
+    @property
+    def teacher(self) -> Classifier | None:
+        return self.snapshot().teacher
+
+    def model_version(self) -> str:
+        """The version whose weights answer: the registry's version that was loaded, else the folder's own."""
+        return self.snapshot().version
+
+    def reload_models(self) -> ModelSnapshot:
         """Serve what the registry now publishes (after promote or rollback); explicit paths stay pinned."""
-        home = self.settings.home
-        student_folder = weights_folder(home, "student", self.settings.student_path)
-        if student_folder is not None:
-            self.student = load_classifier(student_folder)
-            self.store.classifier = self.student
-        teacher_folder = weights_folder(home, "teacher", self.settings.teacher_path)
-        if teacher_folder is not None:
-            self.teacher = load_classifier(teacher_folder)
-            self.store.teacher = self.teacher
+        return self.models.reload()
 
 
 def _retrain_service(home: Path, store: AnnotationStore) -> Any:
@@ -108,25 +91,24 @@ def _retrain_service(home: Path, store: AnnotationStore) -> Any:
 
 
 def load_services(settings: Settings | None = None, with_retrain: bool = True) -> Services:
-    """Open the data directory: models (served, else shipped), the SQLite store, the retrain service, examples."""
+    """Open the data directory: the SQLite store, the retrain service, the served models, examples."""
     settings = settings or Settings.from_env()
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
-    student_folder = weights_folder(home, "student", settings.student_path)
-    if student_folder is None:
-        raise ModelUnavailable(
-            f"no student model to serve: neither {home / 'served' / 'student'} nor "
-            f"{shipped_weights_folder('student')} holds a weights folder (config.json + model.safetensors). "
-            "Train one (tsnet train ...), point TSNET_STUDENT at a folder, or install a package with shipped weights."
-        )
-    student = load_classifier(student_folder)
-    teacher_folder = weights_folder(home, "teacher", settings.teacher_path)
-    teacher = load_classifier(teacher_folder) if teacher_folder is not None else None
-    store = AnnotationStore(
-        home / "annotations.db",
-        detect_faces=store_face_finder(student.face_detector),
-        classifier=student,
-        teacher=teacher,
-    )
-    retrain = _retrain_service(home, store) if with_retrain else None
-    return Services(settings, store, student, teacher, retrain, write_examples(home / "examples"))
+    store = AnnotationStore(home / "annotations.db", detect_faces=store_face_finder())
+    try:
+        retrain = _retrain_service(home, store) if with_retrain else None  # repairs the served link first
+        models = ServedModels(settings, getattr(retrain, "registry", None), on_swap=_store_follows(store))
+    except BaseException:
+        store.close()
+        raise
+    return Services(settings, store, models, retrain, write_examples(home / "examples"))
+
+
+def _store_follows(store: AnnotationStore):  # noqa: ANN202
+    """Keep the store's default queue models on the served snapshot (handlers pass theirs explicitly)."""
+
+    def follow(snapshot: ModelSnapshot) -> None:
+        store.classifier, store.teacher = snapshot.student, snapshot.teacher
+
+    return follow
