@@ -7,6 +7,11 @@ orientation applied), so a caller can draw them on the image it shows.
 from __future__ import annotations
 
 import importlib.util
+import pickle
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -25,8 +30,10 @@ __all__ = [
     "DETECT_FAST_SIDE",
     "FERPLUS_KEY_POINTS",
     "Face",
+    "DetectorPool",
     "FaceDetector",
     "chip_affine",
+    "detector_pool",
     "landmark_model_path",
     "load_dlib_models",
 ]
@@ -68,12 +75,62 @@ def landmark_model_path() -> Path:
     return path
 
 
+_LOAD_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
-def load_dlib_models() -> tuple[Any, Any]:
-    """dlib's HOG frontal face detector and the 5-point shape predictor, loaded once per process."""
+def _load_dlib_models() -> tuple[Any, Any]:
     import dlib
 
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(landmark_model_path()))
+
+
+def load_dlib_models() -> tuple[Any, Any]:
+    """dlib's HOG frontal face detector and the 5-point shape predictor, loaded once per process.
+
+    The detector object must not be run by two threads at once (see :class:`DetectorPool`); the shape
+    predictor may be (dlib documents it as needing no synchronisation).
+    """
+    with _LOAD_LOCK:  # building the detector takes seconds: let concurrent first callers wait for one build
+        return _load_dlib_models()
+
+
+class DetectorPool:
+    """Copies of dlib's HOG detector, each used by one thread at a time.
+
+    dlib's ``object_detector`` keeps per-call scratch state and releases the GIL while it runs, so one
+    instance shared by threads crashes the process; dlib's advice is a separate copy per thread. Copies are
+    unpickled from the loaded detector (~10 ms, against seconds for ``get_frontal_face_detector``), made only
+    when every existing copy is busy, and returned to the pool after each call, so the pool grows to the
+    peak number of concurrent callers and no further, whatever threads come and go.
+    """
+
+    def __init__(self, detector: Any) -> None:
+        self._serialized = pickle.dumps(detector)  # copies only: whoever holds ``detector`` may still run it
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    @contextmanager
+    def borrow(self) -> Iterator[Any]:
+        """A detector no other thread is using until the ``with`` block ends."""
+        try:
+            detector = self._idle.get_nowait()
+        except queue.Empty:
+            detector = pickle.loads(self._serialized)
+        try:
+            yield detector
+        finally:
+            self._idle.put(detector)
+
+
+@lru_cache(maxsize=1)
+def _shared_pool() -> DetectorPool:
+    return DetectorPool(_load_dlib_models()[0])
+
+
+def detector_pool() -> DetectorPool:
+    """The process-wide pool of HOG detector copies that every :class:`FaceDetector` borrows from."""
+    with _LOAD_LOCK:
+        return _shared_pool()
 
 
 def ferplus_chip_details(shape: Any, size: int, padding: float, shift_up: float) -> Any:
@@ -132,7 +189,11 @@ class Face:
 
 
 class FaceDetector:
-    """HOG face detection on a resized copy, 5-point landmarks and aligned crops at full resolution."""
+    """HOG face detection on a resized copy, 5-point landmarks and aligned crops at full resolution.
+
+    Safe to call from many threads at once: each detection borrows its own HOG detector copy from the
+    process-wide :class:`DetectorPool`; the shape predictor and chip extraction keep no per-call state.
+    """
 
     def __init__(
         self,
@@ -151,7 +212,8 @@ class FaceDetector:
         self.crop_size = crop_size
         self.padding = padding
         self.shift_up = shift_up
-        self._detector, self._predictor = load_dlib_models()
+        self._pool = detector_pool()
+        self._predictor = load_dlib_models()[1]
 
     def find_boxes(self, gray: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         """Confident face boxes (photo pixels) with scores, best first, for a uint8 grayscale array.
@@ -175,7 +237,8 @@ class FaceDetector:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             small = np.asarray(Image.fromarray(gray).resize(size, Image.BILINEAR, reducing_gap=2.0))
         upsample_times = 1 if upsample and max(small.shape) < self.upsample_below else 0
-        rects, scores, _ = self._detector.run(small, upsample_times, self.threshold)
+        with self._pool.borrow() as detector:
+            rects, scores, _ = detector.run(small, upsample_times, self.threshold)
         found = []
         for rect, score in sorted(zip(rects, scores), key=lambda pair: -pair[1]):
             box = (rect.left() / scale, rect.top() / scale, (rect.right() + 1) / scale, (rect.bottom() + 1) / scale)
