@@ -48,6 +48,8 @@ def served_weights_folder(name: str) -> Path:
 class Classifier:
     """Face-crop classifier: ``predict_crops`` takes PIL face crops of any size or mode."""
 
+    backend = "torch"  # the engine that classifies, one of BACKENDS (reported by ``tsnet predict --json``)
+
     def __init__(self, model: nn.Module, config: ModelConfig, source: str = "") -> None:
         self.model = model.eval()
         self.config = config

@@ -37,6 +37,7 @@ class LiteRtClassifier(FastClassifier):
     """
 
     file_kind = "tflite"
+    backend = "litert"
     read_metadata = staticmethod(read_metadata)
     _with_metadata = staticmethod(with_metadata)
 

@@ -127,6 +127,7 @@ class OnnxClassifier(FastClassifier):
     """A :class:`Classifier` whose forward pass runs in ONNX Runtime; ``model`` (PyTorch) is kept for Grad-CAM."""
 
     file_kind = "onnx"
+    backend = "onnx"
     _float_graph = staticmethod(_float_graph)
     _quantize = staticmethod(_quantize)
     _with_metadata = staticmethod(_with_metadata)

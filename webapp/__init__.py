@@ -1,9 +1,9 @@
 """T-SNet Studio's Gradio app: predict, annotate, retrain and models tabs over core, labeling and retrain.
 
 ``create_app()`` builds the app from the environment (``TSNET_HOME`` and friends), so a Hugging Face
-Space's ``app.py`` is ``from webapp import create_app; create_app().launch()``; ``tsnet serve`` runs
-:func:`main`. Telemetry is off unless the environment turns it on: both variables are set before
-gradio or huggingface_hub is imported by this package.
+Space's ``app.py`` is ``from webapp import create_app; create_app().launch()``; ``tsnet serve`` (and
+``python -m webapp``) launches it from the command line. Telemetry is off unless the environment turns it
+on: both variables are set before gradio or huggingface_hub is imported by this package.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .settings import Settings  # noqa: E402
 if TYPE_CHECKING:
     import gradio as gr
 
-__all__ = ["ModelUnavailable", "Services", "Settings", "build_demo", "create_app", "load_services", "main"]
+__all__ = ["ModelUnavailable", "Services", "Settings", "build_demo", "create_app", "load_services"]
 
 
 def build_demo(services: Services) -> gr.Blocks:
@@ -33,10 +33,3 @@ def build_demo(services: Services) -> gr.Blocks:
 def create_app(services: Services | None = None) -> gr.Blocks:
     """The app on the embedded defaults (or on ``services``); raises :class:`ModelUnavailable` without a model."""
     return build_demo(services or load_services())
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m webapp`` / a Space's entry point: same as ``tsnet serve``."""
-    from .cli import serve_main
-
-    return serve_main(argv)

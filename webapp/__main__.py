@@ -1,7 +1,7 @@
-"""``python -m webapp``: same as ``tsnet serve``."""
+"""``python -m webapp``: same as ``tsnet serve`` (the command line lives in ``tsnet``)."""
 
 import sys
 
-from . import main
+from tsnet.cli import main
 
-sys.exit(main())
+sys.exit(main(["serve", *sys.argv[1:]]))

@@ -12,6 +12,8 @@ import sys
 import tempfile
 from typing import Any
 
+from .._console import note_data_folder
+
 __all__ = ["register"]
 
 
@@ -25,6 +27,8 @@ def _model_repo(args: argparse.Namespace) -> str | None:
 def _build(args: argparse.Namespace, out: str, force: bool) -> Any:
     from spaces.bundle import build_space
 
+    if args.weights_from is None and not _model_repo(args):
+        note_data_folder(f"space {args.space_command}")  # the registry's served version lives there
     build = build_space(
         out, weights_from=args.weights_from, model_repo=_model_repo(args), title=args.title, force=force
     )
@@ -75,13 +79,18 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--title", default="T-SNet Studio", help="the Space's title")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    space = subparsers.add_parser(
+def register(subparsers: Any) -> None:
+    """Add ``space build`` and ``space push`` to the ``tsnet`` command."""
+    subparsers.add_command(
         "space",
+        _configure,
         help="build or push the Hugging Face Space bundle",
         description="The Hugging Face Space: a self-contained folder (app, pinned requirements, our packages, "
         "weights) and its upload.",
     )
+
+
+def _configure(space: argparse.ArgumentParser) -> None:
     commands = space.add_subparsers(dest="space_command", metavar="SUBCOMMAND")
     space.set_defaults(handler=lambda args: (space.print_help(), 2)[1])
 

@@ -5,23 +5,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from typing import Any
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported anywhere
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-__all__ = ["register", "serve", "serve_main"]
+__all__ = ["register", "serve"]
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--share", action="store_true", help="also open a temporary public *.gradio.live link")
+    parser.set_defaults(handler=serve)
 
 
 def serve(args: argparse.Namespace) -> int:
     """Load models and store, then block serving until interrupted."""
-    from . import ModelUnavailable, Settings, create_app, load_services
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported anywhere
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    from webapp import ModelUnavailable, Settings, create_app, load_services
 
     try:
         services = load_services(Settings.from_env())
@@ -39,18 +39,12 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+def register(subparsers: Any) -> None:
+    """Add ``serve`` to the ``tsnet`` command."""
+    subparsers.add_command(
         "serve",
+        _add_arguments,
         help="run the Gradio app: predict, annotate, retrain, models",
         description="Start the T-SNet Studio web app on the data directory $TSNET_HOME (default ./tsnet-data). "
         "TSNET_USERS='alice:pw,bob:pw2' gates annotate/retrain/promote behind a sign-in; prediction stays open.",
     )
-    _add_arguments(parser)
-    parser.set_defaults(handler=serve)
-
-
-def serve_main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="webapp", description="T-SNet Studio web app")
-    _add_arguments(parser)
-    return serve(parser.parse_args(argv))

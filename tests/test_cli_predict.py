@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+import threading
 
 import numpy as np
 import pytest
@@ -26,7 +34,7 @@ def photos(tmp_path):
 
 
 def test_json_lists_every_file_with_faces_or_a_one_line_error(photos, student_folder, capsys):
-    assert main(["predict", str(photos), "--json", "--model", str(student_folder)]) == 0
+    assert main(["predict", str(photos), "--json", "--model", str(student_folder)]) == 1  # two files unreadable
     results = {entry["file"].split("/")[-1]: entry for entry in json.loads(capsys.readouterr().out)}
     assert set(results) == {"astronaut.jpg", "pair.png", "landscape.png", "empty.jpg", "notes.png"}
     assert len(results["astronaut.jpg"]["faces"]) == 1 and results["astronaut.jpg"]["error"] is None
@@ -41,7 +49,7 @@ def test_json_lists_every_file_with_faces_or_a_one_line_error(photos, student_fo
 
 def test_text_output_says_no_face_and_errors_without_traceback(photos, student_folder, capsys):
     assert (
-        main(["predict", str(photos / "landscape.png"), str(photos / "notes.png"), "--model", str(student_folder)]) == 0
+        main(["predict", str(photos / "landscape.png"), str(photos / "notes.png"), "--model", str(student_folder)]) == 1
     )
     out = capsys.readouterr().out
     assert "landscape.png: no face found" in out
@@ -98,3 +106,68 @@ def test_bench_json_times_every_stage_and_the_stream_sees_the_face(student_folde
     assert report["pipeline_backend"] == "litert_int8"
     assert report["crop_classification"]["litert_int8"]["batch1_model_only"]["p50_ms"] > 0
     assert report["webcam"]["faces_per_frame"] == 1.0 and report["webcam"]["fps"] > 0
+
+
+def test_a_missing_file_exits_1_with_a_one_line_error(photos, student_folder, capsys):
+    missing = photos / "gone.jpg"
+    assert main(["predict", str(missing), "--model", str(student_folder)]) == 1
+    captured = capsys.readouterr()
+    (line,) = captured.out.splitlines()
+    assert line.startswith(f"{missing}: error: ") and "no such file" in line
+    assert "1 of 1 input could not be read" in captured.err and "Traceback" not in captured.err
+
+
+def test_json_names_the_model_version_and_backend_that_answered(photos, student_folder, capsys):
+    assert main(["predict", str(photos / "astronaut.jpg"), "--json", "--model", str(student_folder)]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["model_version"] == load_classifier(student_folder).version and result["backend"] == "torch"
+    assert set(result) >= {"file", "faces", "error"}
+
+
+def test_cam_lists_every_file_it_wrote(photos, student_folder, tmp_path, capsys):
+    cams = tmp_path / "cams"
+    args = ["predict", str(photos / "pair.png"), "--cam", str(cams), "--json", "--model", str(student_folder)]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    (result,) = json.loads(captured.out)
+    written = sorted(str(path) for path in cams.iterdir())
+    assert sorted(result["cams"]) == written and len(written) == 3  # the photo and two aligned crops
+    assert "wrote 3 Grad-CAM overlays" in captured.err
+    assert all(path in captured.err for path in written)
+
+
+def test_shipped_model_names_print_the_data_folder(photos, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TSNET_HOME", str(tmp_path / "home"))
+    assert main(["predict", str(photos / "landscape.png"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["faces"] == []
+    assert f"data folder {(tmp_path / 'home').resolve()}" in captured.err
+
+
+def test_progress_bar_on_a_terminal_leaves_json_stdout_clean(photos, student_folder):
+    """stderr is a real pseudo-terminal, so the bar is drawn; stdout must still be exactly one JSON document."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 rows, 100 columns
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the follower side closed
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    command = [sys.executable, "-m", "tsnet", "predict", str(photos), "--json", "--model", str(student_folder)]
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=follower, timeout=600)
+    os.close(follower)
+    reader.join(timeout=60)
+    os.close(leader)
+    assert result.returncode == 1  # empty.jpg and notes.png
+    assert len(json.loads(result.stdout)) == 5
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert "predict: 100%" in terminal and "5/5" in terminal
