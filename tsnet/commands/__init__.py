@@ -1,10 +1,9 @@
 """The command groups, in the order ``tsnet --help`` lists them; each module's ``register`` adds its commands."""
 
-from labeling import cli as label
 from retrain import cli_retrain as retrain
 from retrain import cli_training as training
 
-from . import predict, serve, space
+from . import label, predict, serve, space
 
 __all__ = ["GROUPS"]
 

@@ -7,32 +7,44 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from .store import AnnotationStore
+from .._console import note
 
-__all__ = ["register", "default_db_path"]
-
-
-def default_db_path() -> Path:
-    """The app's annotation database: ``$TSNET_HOME/annotations.db`` (``./tsnet-data`` by default)."""
-    return Path(os.environ.get("TSNET_HOME", "tsnet-data")) / "annotations.db"
+__all__ = ["register"]
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, help="annotation database (default: $TSNET_HOME/annotations.db)")
 
 
-def _open(args: argparse.Namespace) -> AnnotationStore:
-    return AnnotationStore(args.db or default_db_path())
+def _database(args: argparse.Namespace) -> Path:
+    """``--db``, else the data folder's ``annotations.db``; said on stderr, so every run names the file it used."""
+    if args.db is not None:
+        path = args.db
+    else:
+        from retrain.settings import tsnet_home
+
+        path = tsnet_home() / "annotations.db"
+    note(f"label {args.label_command}", f"annotation database {path.resolve()}")
+    return path
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from labeling import AnnotationStore
+
+    return AnnotationStore(_database(args))
 
 
 def _import(args: argparse.Namespace) -> int:
+    from labeling import AnnotationStore
+
     detect_faces = None
     if args.faces:
-        from .faces import store_face_finder
+        from labeling.faces import store_face_finder
 
         detect_faces = store_face_finder()
-    with AnnotationStore(args.db or default_db_path(), detect_faces=detect_faces) as store:
+    with AnnotationStore(_database(args), detect_faces=detect_faces) as store:
         report = store.import_paths(args.paths, labels_from_folders=args.labels_from_folders, annotator=args.annotator)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -89,7 +101,7 @@ def _export(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import tempfile
 
-    from .bench import bench_import, label_concurrently
+    from labeling.bench import bench_import, label_concurrently
 
     results = {}
     if args.workers:
@@ -102,13 +114,17 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Any) -> None:
     """Add ``label`` and its subcommands to the ``tsnet`` parser."""
-    label = subparsers.add_parser(
+    subparsers.add_command(
         "label",
+        _configure,
         help="annotation store: import, stats, export",
         description="The annotation store: import images, see label statistics, export datasets.",
     )
+
+
+def _configure(label: argparse.ArgumentParser) -> None:
     label.set_defaults(handler=lambda _args: label.print_help() or 2)
     commands = label.add_subparsers(dest="label_command", metavar="SUBCOMMAND")
 

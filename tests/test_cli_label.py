@@ -40,10 +40,21 @@ def test_import_then_stats_json(faces: Path, tmp_path: Path, capsys: pytest.Capt
     assert stats["annotators"]["kim"]["events"] == 10
 
 
-def test_default_database_lives_in_tsnet_home(faces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_default_database_lives_in_tsnet_home(
+    faces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
     monkeypatch.setenv("TSNET_HOME", str(tmp_path / "home"))
     assert main(["label", "import", str(faces)]) == 0
     assert (tmp_path / "home" / "annotations.db").is_file()
+    assert f"annotation database {(tmp_path / 'home' / 'annotations.db').resolve()}" in capsys.readouterr().err
+
+
+def test_stats_json_names_the_database_on_stderr_only(tmp_path: Path, capsys: pytest.CaptureFixture):
+    db = tmp_path / "fresh.db"
+    assert main(["label", "stats", "--db", str(db), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["images"] == 0
+    assert str(db.resolve()) in captured.err
 
 
 def test_import_reports_bad_files_and_exits_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture):
