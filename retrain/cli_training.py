@@ -78,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from core.classifier import load_classifier
 
-    from .evaluation import evaluate_classifier, format_report
+    from .training import evaluate_classifier, format_report
 
     report = evaluate_classifier(load_classifier(args.model), args.data)
     print(format_report(report))
@@ -91,7 +91,7 @@ def _report(args: argparse.Namespace) -> int:
     import shlex
     import sys
 
-    from .report import evaluate_runs, experiment_plan, train_missing, write_report
+    from .training import evaluate_runs, experiment_plan, train_missing, write_report
 
     runs = Path(args.runs)
     plan = experiment_plan(args.seeds, args.grid_epochs)
@@ -108,14 +108,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _average(args: argparse.Namespace) -> int:
-    from .averaging import average_checkpoints
+    from .training import average_checkpoints
 
     print(f"averaged {len(args.sources)} checkpoints into {average_checkpoints(args.sources, args.out)}")
     return 0
 
 
 def _train_bench(args: argparse.Namespace) -> int:
-    from .throughput import training_throughput
+    from .training import training_throughput
 
     rows = []
     for architecture in args.arch:

@@ -8,9 +8,7 @@ import torch
 
 from core import load_classifier
 from core.weights import load_weights, save_weights
-from retrain.averaging import average_checkpoints
-from retrain.report import evaluate_runs, train_missing
-from retrain.training import TrainConfig, run_training
+from retrain.training import TrainConfig, average_checkpoints, evaluate_runs, run_training, train_missing
 from tests._core_fixtures import tiny_training_settings
 
 LABELS = ("angry", "disgust", "happy", "sad", "surprise", "neutral", "contempt")

@@ -42,7 +42,7 @@ def test_student_is_small_and_teacher_is_the_paper_size():
 @pytest.mark.skipif(not FERPLUS_VALID.is_dir(), reason="needs ../shared/data/ferplus/FER2013Valid (not in the repo)")
 @pytest.mark.parametrize("name", ["student", "teacher"])
 def test_model_card_numbers_reproduce_on_ferplus_valid(name):
-    from retrain.evaluation import evaluate_classifier
+    from retrain.training import evaluate_classifier
 
     classifier = load_classifier(name)
     report = evaluate_classifier(classifier, str(FERPLUS_VALID), latency=False)

@@ -3,7 +3,7 @@
 A runs folder holds one sub-folder per experiment, each a ``tsnet train-*``/``distill`` run folder
 (``best/``, ``metrics.jsonl``): ``teacher``, ``resnet18``, ``student-s<seed>``, ``distill-s<seed>``
 and ``grid-T<T>-a<alpha>``. With ``--train`` the missing ones are trained first with the recipes in
-retrain/recipes.py (the grid on a shortened schedule), so one command reproduces everything.
+retrain/training/recipes.py (the grid on a shortened schedule), so one command reproduces everything.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from core.labels import default_labels
 
 from .averaging import average_checkpoints, checkpoint_label
 from .evaluation import evaluate_classifier
+from .loop import TrainConfig, read_history, recorded_training_hours, run_training
 from .recipes import (
     AVERAGED_CHECKPOINTS,
     BASELINE_EPOCHS,
@@ -32,7 +33,6 @@ from .recipes import (
     STUDENT_RECIPE,
     TEACHER_RECIPE,
 )
-from .training import TrainConfig, read_history, recorded_training_hours, run_training
 
 __all__ = ["experiment_plan", "train_missing", "evaluate_runs", "write_report"]
 
@@ -212,7 +212,7 @@ def write_report(results: dict[str, dict[str, Any]], out: Path, val_data: str, c
         f"label set: {', '.join(labels)} (FER+ without fear). The FER+ test split is held out and never used.",
         "- Training data: FER2013Train; model selection on FER2013Valid (best epoch by accuracy).",
         "- CPU ms/face: eager PyTorch, batch 1, median of 50, on the machine that ran the report (2 cores).",
-        "- Recipes: `retrain/recipes.py`; each model's full settings are in its `config.json`.",
+        "- Recipes: `retrain/training/recipes.py`; each model's full settings are in its `config.json`.",
         "",
         "## Table II: teacher, student alone, distilled student",
         "",
@@ -224,7 +224,7 @@ def write_report(results: dict[str, dict[str, Any]], out: Path, val_data: str, c
         *[_row(_tsnet_title(name, result), result) for name, result in results.items() if name.startswith("tsnet")],
         "",
         "The student-alone and distilled rows share one (shortened) schedule; the T-SNet rows are the same"
-        " distillation recipe run longer, with the settings named in the row (`retrain/recipes.py`)."
+        " distillation recipe run longer, with the settings named in the row (`retrain/training/recipes.py`)."
         f" Shipped as the student: `{SHIPPED_STUDENT_RUN}`.",
         "",
         "## Distillation gain across seeds",

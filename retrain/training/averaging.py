@@ -15,7 +15,7 @@ import torch
 
 from core.weights import ModelConfig, load_weights, read_config, save_weights
 
-from .training import read_history, training_hours
+from .loop import read_history, training_hours
 
 __all__ = ["average_checkpoints", "read_checkpoint", "checkpoint_label"]
 

@@ -1,0 +1,48 @@
+"""Research training and the paper's tables: the training loop behind ``tsnet train-teacher``, ``train-student``
+and ``distill``, the recipes of the shipped models, checkpoint averaging, evaluation, training throughput and
+``tsnet report``.
+
+The retrain job uses::
+
+    from retrain.training import Dataset, TrainConfig, run_training
+
+    best = run_training(TrainConfig(architecture="shufflenet_v2", train_data="", out="run"), train_set=faces)
+"""
+
+from .averaging import average_checkpoints, checkpoint_label, read_checkpoint
+from .evaluation import evaluate_classifier, format_report
+from .loop import (
+    Dataset,
+    TrainConfig,
+    TrainingCancelled,
+    distributed_context,
+    load_dataset,
+    read_history,
+    recorded_training_hours,
+    run_training,
+    training_hours,
+)
+from .report import evaluate_runs, experiment_plan, train_missing, write_report
+from .throughput import training_throughput
+
+__all__ = [
+    "Dataset",
+    "TrainConfig",
+    "TrainingCancelled",
+    "average_checkpoints",
+    "checkpoint_label",
+    "distributed_context",
+    "evaluate_classifier",
+    "evaluate_runs",
+    "experiment_plan",
+    "format_report",
+    "load_dataset",
+    "read_checkpoint",
+    "read_history",
+    "recorded_training_hours",
+    "run_training",
+    "train_missing",
+    "training_hours",
+    "training_throughput",
+    "write_report",
+]
