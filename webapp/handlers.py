@@ -30,7 +30,6 @@ from labeling.store import AnnotatorNameError
 
 from . import render
 from .access import (
-    SignInThrottle,
     check_password,
     client_address,
     loggable,
@@ -62,9 +61,8 @@ def _text(value: Any) -> str:
 class Handlers:
     """Bound to one ``Services``; ``build_demo`` wires these methods to components."""
 
-    def __init__(self, services: Services, throttle: SignInThrottle | None = None) -> None:
+    def __init__(self, services: Services) -> None:
         self.services = services
-        self.throttle = throttle or SignInThrottle()
 
     @property
     def labels(self) -> list[str]:
@@ -162,7 +160,7 @@ class Handlers:
             return "Local sign-in is not configured on this server."
         name, password = _text(name), password if isinstance(password, str) else ""
         address = client_address(request)
-        wait = self.throttle.wait_seconds(name, address)
+        wait = self.services.sign_ins.wait_seconds(name, address)
         if wait > 0:
             log.warning("sign-in refused for %s from %s: too many failed attempts", loggable(name), address)
             minutes = max(1, math.ceil(wait / 60))
@@ -171,12 +169,12 @@ class Handlers:
                 title="Sign-in paused",
             )
         if not check_password(users, name, password):
-            self.throttle.failed(name, address)
+            self.services.sign_ins.failed(name, address)
             log.warning("sign-in failed for %s from %s", loggable(name), address)
             raise refuse("Wrong name or password.", title="Sign-in failed")
         if not self.services.sessions.sign_in(request, name):
             raise refuse("This client keeps no cookies, so a sign-in cannot stick: enable cookies and reload.")
-        self.throttle.succeeded(name)
+        self.services.sign_ins.succeeded(name)
         log.info("signed in: %s from %s", loggable(name), address)
         return self.whoami(request, None)
 

@@ -19,7 +19,7 @@ from core import Classifier
 from labeling import AnnotationStore
 from labeling.faces import store_face_finder
 
-from .access import SessionBook
+from .access import SessionBook, SignInThrottle
 from .models import ModelSnapshot, ModelUnavailable, ServedModels, weights_folder
 from .settings import Settings
 
@@ -52,6 +52,7 @@ class Services:
     retrain: Any = None  # retrain.RetrainService when the retrain package is available
     examples: list[Path] = field(default_factory=list)
     sessions: SessionBook = field(default_factory=SessionBook)
+    sign_ins: SignInThrottle = field(default_factory=SignInThrottle)  # failed sign-ins per name and address
     # Until core.explain guards its CAM objects itself: one explanation at a time
     cam_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
