@@ -20,9 +20,9 @@ from core.data import read_labelled_folder
 from core.weights import read_config
 from labeling import AnnotationStore
 
-from .cli_retrain import format_comparison
 from .datasets import replay_files
 from .jobs import JobStore
+from .promotion import format_comparison
 from .registry import BASE_VERSION, ModelRegistry
 from .runner import execute_job
 from .settings import RetrainSettings

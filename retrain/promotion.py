@@ -12,7 +12,7 @@ from core.metrics import classification_metrics
 from .settings import PromotionRules
 from .training import Dataset
 
-__all__ = ["evaluate", "compare", "decide", "STORE_TEST", "BASE_BENCHMARK"]
+__all__ = ["evaluate", "compare", "decide", "format_comparison", "STORE_TEST", "BASE_BENCHMARK"]
 
 STORE_TEST = "store_test"
 BASE_BENCHMARK = "base_benchmark"
@@ -61,3 +61,20 @@ def decide(comparison: dict[str, Any]) -> tuple[bool, list[str]]:
     promote = all(row["passed"] for row in counted.values())
     summary = "promoted: no regression" if promote else "rejected: accuracy dropped beyond the allowed tolerance"
     return promote, [summary, *reasons]
+
+
+def format_comparison(result: dict[str, Any]) -> str:
+    """Candidate vs current per evaluation set, then the decision, the version and the push outcome."""
+    lines = [f"{'evaluation set':<16} {'faces':>6} {'current':>9} {'candidate':>10} {'delta':>8}  verdict"]
+    for name, row in (result.get("comparison") or {}).items():
+        verdict = ("ok" if row["passed"] else "regressed") if row["counted"] else "not counted"
+        lines.append(
+            f"{name:<16} {row['samples']:>6} {100 * row['current_accuracy']:>8.2f}%"
+            f" {100 * row['candidate_accuracy']:>9.2f}% {100 * row['delta']:>+8.2f}  {verdict}"
+        )
+    promoted = result.get("promoted")
+    lines.append(f"version {result.get('version')}: {'promoted' if promoted else 'not promoted'}")
+    lines += [f"  {reason}" for reason in (result.get("decision") or [])[1:]]
+    if result.get("push"):
+        lines.append(f"push: {result['push']}")
+    return "\n".join(lines)

@@ -4,36 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from .jobs import JobAlreadyRunning, JobHandle, JobStore
-from .registry import ModelRegistry
-from .settings import RetrainSettings
+from .._console import note_data_folder
 
-__all__ = ["register", "format_comparison"]
+__all__ = ["register"]
 
 
-def format_comparison(result: dict[str, Any]) -> str:
-    """Candidate vs current per evaluation set, then the decision, the version and the push outcome."""
-    lines = [f"{'evaluation set':<16} {'faces':>6} {'current':>9} {'candidate':>10} {'delta':>8}  verdict"]
-    for name, row in (result.get("comparison") or {}).items():
-        verdict = ("ok" if row["passed"] else "regressed") if row["counted"] else "not counted"
-        lines.append(
-            f"{name:<16} {row['samples']:>6} {100 * row['current_accuracy']:>8.2f}%"
-            f" {100 * row['candidate_accuracy']:>9.2f}% {100 * row['delta']:>+8.2f}  {verdict}"
-        )
-    promoted = result.get("promoted")
-    lines.append(f"version {result.get('version')}: {'promoted' if promoted else 'not promoted'}")
-    lines += [f"  {reason}" for reason in (result.get("decision") or [])[1:]]
-    if result.get("push"):
-        lines.append(f"push: {result['push']}")
-    return "\n".join(lines)
-
-
-def _progress(total_epochs: int):
+def _progress(total_epochs: int) -> tuple[Any, Any]:
     """A tqdm bar over all training epochs (teacher + student), described by the current stage."""
     from tqdm import tqdm
 
@@ -51,39 +31,28 @@ def _progress(total_epochs: int):
 
 
 def _retrain(args: argparse.Namespace) -> int:
+    from retrain.settings import RetrainSettings
+
     settings = RetrainSettings.from_env(epochs=args.epochs, push_repo=args.push)
     if args.bench:
-        from .bench import run_bench
+        from retrain.bench import run_bench
 
+        note_data_folder("retrain", settings.home)  # the served version the bench starts from
         return run_bench(settings, images=args.bench_images, report=args.bench_json)
-    from .job import distributed_context
-    from .runner import execute_job
+    from retrain.foreground import claim_job
+    from retrain.jobs import JobAlreadyRunning
+    from retrain.promotion import format_comparison
 
-    rank, world = distributed_context() if int(os.environ.get("WORLD_SIZE", "1")) > 1 else (0, 1)
-    jobs = JobStore(settings.home)
-    lock, shared = None, {"job": None, "error": None}
-    if rank == 0:
-        try:
-            lock = jobs.lock()
-            jobs.recover()
-            ModelRegistry(settings.home).clean_staging()
-            shared["job"] = jobs.create({"epochs": args.epochs, "push_repo": args.push, "world_size": world}).id
-        except JobAlreadyRunning as error:
-            shared["error"] = str(error)
-    if world > 1:
-        import torch.distributed as dist
-
-        box = [shared]
-        dist.broadcast_object_list(box, src=0)
-        shared = box[0]
-    if shared["error"]:
-        print(f"tsnet retrain: {shared['error']}", file=sys.stderr)
+    try:
+        job = claim_job(settings, epochs=args.epochs, push_repo=args.push)
+    except JobAlreadyRunning as error:
+        print(f"tsnet retrain: {error}", file=sys.stderr)
         return 1
-    handle = JobHandle(jobs.root / shared["job"])
     bar = None
-    if rank == 0:
+    if job.rank == 0:
+        note_data_folder("retrain", settings.home)
         bar, on_event = _progress(args.epochs or settings.epochs)
-        handle.listeners.append(on_event)
+        job.handle.listeners.append(on_event)
         log = bar.write
     else:
 
@@ -91,37 +60,31 @@ def _retrain(args: argparse.Namespace) -> int:
             pass
 
     try:
-        outcome = execute_job(
-            settings,
-            args.db or settings.home / "annotations.db",
-            handle,
-            epochs=args.epochs,
-            push_repo=args.push,
-            log=log,
-            rank=rank,
-            world=world,
-        )
+        db = args.db or settings.home / "annotations.db"
+        outcome = job.run(settings, db, epochs=args.epochs, push_repo=args.push, log=log)
     finally:
         if bar is not None:
             bar.close()
-        if lock is not None:
-            lock.release()
-    if rank != 0:
+    if job.rank != 0:
         return 0 if outcome["state"] != "failed" else 1
     if outcome["state"] != "succeeded":
-        print(f"tsnet retrain: job {handle.id} {outcome['state']}: {outcome.get('error')}", file=sys.stderr)
+        print(f"tsnet retrain: job {job.handle.id} {outcome['state']}: {outcome.get('error')}", file=sys.stderr)
         return 1
     print(format_comparison(outcome))
     return 0
 
 
-def _registry() -> ModelRegistry:
+def _registry(command: str) -> Any:
+    from retrain.registry import ModelRegistry
+    from retrain.settings import RetrainSettings
+
     settings = RetrainSettings.from_env()
+    note_data_folder(f"models {command}", settings.home)
     return ModelRegistry(settings.home, {"student": settings.base_student, "teacher": settings.base_teacher})
 
 
 def _list(args: argparse.Namespace) -> int:
-    listing = _registry().list()
+    listing = _registry("list").list()
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
@@ -141,18 +104,16 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    print(f"serving {_registry().promote(args.version)}")
+    print(f"serving {_registry('promote').promote(args.version)}")
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    print(f"serving {_registry().rollback()}")
+    print(f"serving {_registry('rollback').rollback()}")
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    text = "fine-tune the teacher, distill the student, evaluate, promote if no regression, register, publish"
-    parser = subparsers.add_parser("retrain", help=text, description=text)
+def _configure_retrain(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, help="annotation database (default: $TSNET_HOME/annotations.db)")
     parser.add_argument(
         "--push", metavar="REPO", help="Hugging Face model repo to publish to (default: $TSNET_HUB_REPO)"
@@ -163,7 +124,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bench-json", type=Path, help="with --bench: also write the figures as JSON here")
     parser.set_defaults(handler=_retrain)
 
-    models = subparsers.add_parser("models", help="list, promote or roll back registered model versions")
+
+def _configure_models(models: argparse.ArgumentParser) -> None:
     actions = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="registered versions and which one is served")
     listing.add_argument("--json", action="store_true", help="print the registry as JSON")
@@ -173,3 +135,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     promote.set_defaults(handler=_promote)
     rollback = actions.add_parser("rollback", help="serve the previously promoted version again")
     rollback.set_defaults(handler=_rollback)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``retrain`` and ``models`` to the ``tsnet`` command."""
+    text = "fine-tune the teacher, distill the student, evaluate, promote if no regression, register, publish"
+    subparsers.add_command("retrain", _configure_retrain, help=text, description=text)
+    subparsers.add_command("models", _configure_models, help="list, promote or roll back registered model versions")
