@@ -2,13 +2,22 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from core import load_classifier
 from core.weights import load_weights, save_weights
-from retrain.training import TrainConfig, average_checkpoints, evaluate_runs, run_training, train_missing
+from retrain.training import (
+    TrainConfig,
+    average_checkpoints,
+    evaluate_runs,
+    read_history,
+    run_training,
+    train_missing,
+    training_hours,
+)
 from tests._core_fixtures import tiny_training_settings
 
 LABELS = ("angry", "disgust", "happy", "sad", "surprise", "neutral", "contempt")
@@ -33,7 +42,9 @@ def test_average_is_the_mean_of_the_checkpoints(runs, tmp_path):
     name = "conv1.0.weight"
     expected = (parts[0].state_dict()[name] + last[name].float() + parts[1].state_dict()[name]) / 3
     assert torch.allclose(averaged.state_dict()[name], expected, atol=1e-3)  # stored in float16
-    assert len(config.training["averaged_from"]) == 3 and config.training["train_hours"] > 0
+    assert len(config.training["averaged_from"]) == 3
+    # the sources' training time, as recorded (a run of seconds rounds to 0.0 hours: compare, never assert > 0)
+    assert config.training["train_hours"] == pytest.approx(round(_hours(root / "a") + _hours(root / "b"), 4), abs=1e-9)
     assert load_classifier(folder).predict_crops([]).shape == (0, len(LABELS))
 
 
@@ -64,4 +75,12 @@ def test_average_command_and_report_plan_entry(runs, tmp_path):
     plan = {"a-avg": {"average_of": ["a/best", "a/last.pt"]}}
     train_missing(root, "unused", str(val), plan, threads=1)
     results = evaluate_runs(root, str(val), plan)
-    assert results["a-avg"]["train_hours"] > 0 and results["a-avg"]["epochs"] == 0
+    assert results["a-avg"]["train_hours"] == pytest.approx(round(_hours(root / "a"), 4), abs=1e-9)
+    assert results["a-avg"]["epochs"] == 0
+
+
+def _hours(run: Path) -> float:
+    """A run's recorded training hours; its log must hold a positive time for every epoch it trained."""
+    history = read_history(run)
+    assert history and all(record["train_seconds"] > 0 for record in history if "epoch" in record)
+    return training_hours(history)
