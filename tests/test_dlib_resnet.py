@@ -18,6 +18,15 @@ from tests._face_fixtures import astronaut
 TOLERANCE = 1e-4  # max abs difference per descriptor element (descriptors have norm ~1.5)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads spin-wait on each other and run ~10x slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _photos() -> dict[str, np.ndarray]:
     """The astronaut as shot, mirrored, at 80 % scale (a smaller, softer face) and rotated by 12 degrees."""
     photo = astronaut()
