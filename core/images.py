@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,7 @@ def decode_photo(source: str | Path | bytes | bytearray | BinaryIO) -> DecodedPh
         raise ImageError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower: see below
             image = Image.open(io.BytesIO(data))
             _check_size(*image.size)
             image_format = image.format or "unknown"
@@ -101,8 +102,12 @@ def decode_photo(source: str | Path | bytes | bytearray | BinaryIO) -> DecodedPh
             image.load()
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(f"possible decompression bomb: {str(error).splitlines()[0]}") from None
+    except Image.DecompressionBombError as error:  # PIL refuses in open(), before we learn the dimensions
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        size = f" of {int(found.group(1)) / 1e6:.0f} MP" if found else ""
+        raise ImageError(
+            f"refusing an image{size} (> {MAX_PIXELS / 1e6:.0f} MP): possible decompression bomb"
+        ) from None
     except UnidentifiedImageError:
         raise ImageError("not an image (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:

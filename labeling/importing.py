@@ -120,10 +120,13 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         raise ImportRefused(
             f"zip member is {_megabytes(info.file_size)}: at most {_megabytes(MAX_MEMBER_BYTES)} per image"
         )
-    with archive.open(info) as stream:
-        data = stream.read(info.file_size + 1)
+    try:
+        with archive.open(info) as stream:
+            data = stream.read(info.file_size + 1)
+    except zipfile.BadZipFile:  # zipfile stops at the declared size and then finds the checksum wrong
+        raise ImportRefused("zip member is damaged: its data does not match its entry") from None
     if len(data) > info.file_size:
-        raise ImportRefused("zip member inflates to more than its entry declares (a damaged or crafted archive)")
+        raise ImportRefused("zip member is damaged: its data does not match its entry (longer than declared)")
     return data
 
 

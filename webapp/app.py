@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from core.images import MAX_FILE_BYTES
 
 from .cookies import ClientCookieMiddleware
-from .handlers import Handlers
+from .handlers import MAX_EPOCHS, Handlers
 from .services import Services
 from .shortcuts import SHORTCUTS_JS
 
@@ -240,7 +240,8 @@ def _retrain_tab(services: Services, handlers: Handlers) -> gr.Timer:
         )
         with gr.Row():
             default_epochs = getattr(getattr(services.retrain, "settings", None), "epochs", 3)
-            epochs = gr.Number(label="Epochs", value=default_epochs, precision=0, minimum=1, maximum=100, scale=1)
+            # bounds checked by the handler (a plain message, no server traceback), not by gr.Number
+            epochs = gr.Number(label=f"Epochs (1-{MAX_EPOCHS})", value=default_epochs, precision=0, scale=1)
             start = gr.Button("Retrain", variant="primary", elem_id="retrain-btn", scale=2)
             cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-btn", interactive=False, scale=1)
         started = gr.Markdown(elem_id="retrain-message")
