@@ -119,8 +119,9 @@ class DlibFaceResNet(nn.Module):
     @classmethod
     def from_dlib(cls, path: str | Path | None = None) -> DlibFaceResNet:
         """The network with dlib's trained weights (default: the model in the face-recognition-models wheel)."""
-        model = cls()
-        model.load_state_dict(dlib_state_dict(path))
+        with torch.device("meta"):  # no random initialisation: every tensor comes from the file
+            model = cls()
+        model.load_state_dict({key: value.clone() for key, value in dlib_state_dict(path).items()}, assign=True)
         return model.eval()
 
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from ._registry import register_model
 from ._stems import check_stem
-from .dlib_resnet import DLIB_INPUT_SCALE, DLIB_MEAN_RGB, DlibFaceResNet, dlib_state_dict
+from .dlib_resnet import DLIB_INPUT_SCALE, DLIB_MEAN_RGB, DlibFaceResNet
 from .teacher import FFEModule
 
 __all__ = ["DlibInput", "EFFFaceResNet", "eff_face_resnet"]
@@ -63,9 +63,7 @@ class EFFFaceResNet(nn.Module):
     ) -> None:
         super().__init__()
         check_stem(stem)
-        face = DlibFaceResNet()
-        if pretrained:
-            face.load_state_dict(dlib_state_dict())
+        face = DlibFaceResNet.from_dlib() if pretrained else DlibFaceResNet()
         self.input = DlibInput(in_chans, input_mean, input_std)
         self.stem = face.stem if stem == "imagenet" else face.stem[:3]
         self.level4, self.level3, self.level2 = face.level4, face.level3, face.level2
