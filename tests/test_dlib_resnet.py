@@ -12,7 +12,7 @@ from PIL import Image
 
 from core.faces.detector import landmark_model_path
 from core.models.dlib_format import DlibFormatError, read_dlib_network
-from core.models.dlib_resnet import DlibFaceResNet, dlib_input_tensor, dlib_model_path
+from core.models.dlib_resnet import Affine2d, DlibFaceResNet, dlib_input_tensor, dlib_model_path
 from tests._face_fixtures import astronaut
 
 TOLERANCE = 1e-4  # max abs difference per descriptor element (descriptors have norm ~1.5)
@@ -85,6 +85,14 @@ def test_one_chip_alone_gives_the_batched_descriptor(cases, ours):
     with torch.no_grad():
         alone = model(dlib_input_tensor(cases["rotated"].chip))[0].numpy()
     np.testing.assert_allclose(alone, ours["rotated"], atol=1e-5)
+
+
+def test_folding_the_affines_keeps_the_descriptors(cases, ours):
+    model = DlibFaceResNet.from_dlib().fold_affine()
+    assert all(torch.equal(m.weight, torch.ones_like(m.weight)) for m in model.modules() if isinstance(m, Affine2d))
+    with torch.no_grad():
+        folded = model(dlib_input_tensor(np.stack([case.chip for case in cases.values()]))).numpy()
+    assert np.abs(folded - np.stack(list(ours.values()))).max() < TOLERANCE
 
 
 def test_same_face_stays_within_dlibs_threshold_and_noise_does_not(ours):

@@ -2,7 +2,7 @@
 
 The paper's teacher starts from a network pretrained on faces (MS-Celeb-1M); offline, the nearest
 equivalent is dlib's face-recognition ResNet (:mod:`core.models.dlib_resnet`). This model keeps its stem
-and its levels of 32, 64 and 128 channels (stride 16, ~1M face-trained parameters), then two FFE modules
+and its levels of 32, 64 and 128 channels (stride 16, 1.15M face-trained parameters), then two FFE modules
 (the first at stride 1, the second at stride 2, so the last map is 1/32 of the input like the paper's
 7x7 at 224 px), global pooling, dropout and the classifier. dlib's deeper 256-channel levels are left
 out: they are where the identity embedding forms, which is trained to ignore expression.
@@ -45,7 +45,8 @@ class DlibInput(nn.Module):
 class EFFFaceResNet(nn.Module):
     """dlib's face-trained stem and levels 4-2 (32, 64, 128 channels), FFE modules, pooling, dropout, classifier.
 
-    ``pretrained`` loads dlib's weights into the face stages (from the face-recognition-models wheel);
+    ``pretrained`` loads dlib's weights into the face stages (from the face-recognition-models wheel), each
+    ``affine`` folded into its convolution: the same function, with filters SGD can train at a normal step;
     ``stem="lowres"`` drops the stem's max-pool (4x the spatial detail, for small inputs).
     """
 
@@ -63,7 +64,7 @@ class EFFFaceResNet(nn.Module):
     ) -> None:
         super().__init__()
         check_stem(stem)
-        face = DlibFaceResNet.from_dlib() if pretrained else DlibFaceResNet()
+        face = DlibFaceResNet.from_dlib().fold_affine() if pretrained else DlibFaceResNet()
         self.input = DlibInput(in_chans, input_mean, input_std)
         self.stem = face.stem if stem == "imagenet" else face.stem[:3]
         self.level4, self.level3, self.level2 = face.level4, face.level3, face.level2
