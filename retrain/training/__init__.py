@@ -1,6 +1,6 @@
 """Research training and the paper's tables: the training loop behind ``tsnet train-teacher``, ``train-student``
-and ``distill``, the recipes of the shipped models, checkpoint averaging, evaluation, training throughput and
-``tsnet report``.
+and ``distill`` (and the retrain job), the recipes of the shipped models, checkpoint averaging, evaluation,
+training throughput and ``tsnet report``.
 
 The retrain job uses::
 
@@ -10,19 +10,13 @@ The retrain job uses::
 """
 
 from .averaging import average_checkpoints, checkpoint_label, read_checkpoint
-from .evaluation import evaluate_classifier, format_report
-from .loop import (
-    Dataset,
-    TrainConfig,
-    TrainingCancelled,
-    distributed_context,
-    load_dataset,
-    read_history,
-    recorded_training_hours,
-    run_training,
-    training_hours,
-)
-from .report import evaluate_runs, experiment_plan, train_missing, write_report
+from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .evaluation import evaluate_classifier, evaluate_dataset, format_report
+from .experiments import evaluate_runs, experiment_plan, train_missing
+from .loop import TrainingCancelled, distributed_context, run_training
+from .report import write_report
+from .run_folder import read_history, recorded_training_hours, training_hours
 from .throughput import training_throughput
 
 __all__ = [
@@ -33,6 +27,7 @@ __all__ = [
     "checkpoint_label",
     "distributed_context",
     "evaluate_classifier",
+    "evaluate_dataset",
     "evaluate_runs",
     "experiment_plan",
     "format_report",

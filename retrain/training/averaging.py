@@ -15,7 +15,7 @@ import torch
 
 from core.weights import ModelConfig, load_weights, read_config, save_weights
 
-from .loop import read_history, training_hours
+from .run_folder import BEST_DIR, read_history, training_hours
 
 __all__ = ["average_checkpoints", "read_checkpoint", "checkpoint_label"]
 
@@ -28,7 +28,7 @@ def read_checkpoint(source: str | Path) -> tuple[dict[str, torch.Tensor], ModelC
         return model.state_dict(), config
     if source.suffix == ".pt" and source.is_file():
         state = torch.load(source, map_location="cpu", weights_only=False)
-        return state["model"], read_config(source.parent / "best")
+        return state["model"], read_config(source.parent / BEST_DIR)
     raise FileNotFoundError(f"{source} is neither a weights folder nor a run's .pt checkpoint")
 
 
@@ -39,7 +39,7 @@ def checkpoint_label(source: str | Path) -> str:
 
 
 def _run_folder(source: Path) -> Path:
-    return source.parent if source.is_file() or source.name == "best" else source
+    return source.parent if source.is_file() or source.name == BEST_DIR else source
 
 
 def average_checkpoints(sources: Sequence[str | Path], out: str | Path) -> Path:

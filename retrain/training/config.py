@@ -1,0 +1,68 @@
+"""The settings of one training run, and the weights description they give its model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from core.distillation import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
+from core.labels import default_labels
+from core.weights import ModelConfig
+
+__all__ = ["TrainConfig", "INPUT_MEAN", "INPUT_STD"]
+
+INPUT_MEAN, INPUT_STD = 0.5, 0.5  # grayscale normalisation of the models trained here
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run; defaults are the paper's recipe (Section IV.B)."""
+
+    architecture: str
+    train_data: str
+    out: str
+    val_data: str | None = None
+    labels: list[str] = field(default_factory=lambda: list(default_labels()))
+    epochs: int = 150
+    batch_size: int = 128
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "plateau"
+    plateau_patience: int = 3
+    plateau_factor: float = 0.1
+    warmup_epochs: int = 0
+    input_size: int = 64
+    stem: str = "imagenet"
+    dropout: float = 0.5
+    target_mode: str = "majority"
+    teacher: str | None = None
+    temperature: float = DEFAULT_TEMPERATURE
+    alpha: float = DEFAULT_ALPHA
+    teacher_cache: bool = False
+    seed: int = 0
+    threads: int | None = None
+    max_train_samples: int | None = None
+    flip_tta: bool = False
+    channels_last: bool = True
+    half_weights: bool = True
+    label_smoothing: float = 0.0
+    augment: bool = True
+    init_from: str | None = None
+    device: str = "auto"
+
+    def model_config(self, **training: Any) -> ModelConfig:
+        """The weights folder's description: architecture and preprocessing, with these settings (less ``out``)
+        and ``training``'s extra entries recorded, so a model says how it was made."""
+        recorded = {key: value for key, value in asdict(self).items() if key != "out"}
+        recorded.update(training)
+        return ModelConfig(
+            architecture=self.architecture,
+            labels=list(self.labels),
+            input_size=self.input_size,
+            in_chans=1,
+            mean=INPUT_MEAN,
+            std=INPUT_STD,
+            model_kwargs={"stem": self.stem, "dropout": self.dropout},
+            training=recorded,
+        )
