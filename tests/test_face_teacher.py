@@ -57,6 +57,15 @@ def test_rgb_input_and_class_count_follow_the_arguments():
         assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 8)
 
 
+def test_lowres_stem_keeps_twice_the_map_side():
+    side = {}
+    for stem in ("imagenet", "lowres"):
+        model = create_model(ARCHITECTURE, stem=stem, pretrained=False).eval()
+        with torch.no_grad():
+            side[stem] = model.face_features(torch.zeros(1, 1, 64, 64)).shape[-1]
+    assert side["lowres"] >= 2 * side["imagenet"]
+
+
 def test_pretrained_face_stages_hold_dlibs_weights_folded(teacher):
     prefixes = ("stem.", "level4.", "level3.", "level2.")
     converted = DlibFaceResNet.from_dlib().fold_affine().state_dict()
