@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from core import Face, FaceDetector, FaceStream, ImageError, open_image
-from core.faces import ALIGNED_CROP_SIZE, DETECT_FAST_SIDE, FERPLUS_KEY_POINTS, landmark_model_path
+from core.faces import ALIGNED_CROP_SIZE, FERPLUS_KEY_POINTS, landmark_model_path
 from tests._face_fixtures import (  # noqa: F401
     SHARED_DATA,
     astronaut,
@@ -75,8 +75,8 @@ def test_large_photos_are_detected_with_boxes_in_original_pixels(student):
     np.testing.assert_allclose(np.asarray(large[0].box) / 4, small.box, atol=12)
 
 
-def test_small_photos_are_upsampled_for_detection():
-    faces = FaceDetector().detect(astronaut().resize((200, 200)))
+def test_small_photos_still_find_their_face():
+    faces = FaceDetector().detect(astronaut().resize((200, 200)))  # a face of ~34 px
     assert len(faces) == 1
 
 
@@ -141,14 +141,24 @@ def test_calibration_reproduces_the_recorded_ferplus_geometry():
     np.testing.assert_allclose(geometry.ferplus, FERPLUS_KEY_POINTS, atol=0.03)
 
 
-def test_a_face_too_small_for_the_quick_pass_is_still_found():
-    face = astronaut().resize((420, 420))
+def test_a_small_face_beside_a_large_one_is_found_too():
     photo = Image.new("RGB", (640, 480), (128, 128, 128))
-    photo.paste(face, (100, 60))
-    gray = np.asarray(photo.convert("L"))
-    quick_pass_only = FaceDetector(max_side=DETECT_FAST_SIDE, upsample_below=0, fast_side=None)
-    assert quick_pass_only.find_boxes(gray) == []
-    assert len(FaceDetector().find_boxes(gray)) == 1
+    photo.paste(astronaut().resize((400, 400)), (0, 40))  # a face of ~70 px
+    photo.paste(astronaut().resize((200, 200)), (430, 140))  # a face of ~34 px
+    faces = FaceDetector().detect(photo)
+    assert sorted(round((f.box[0] + f.box[2]) / 2) // 320 for f in faces) == [0, 1]
+
+
+def test_hog_method_still_finds_the_astronaut_in_dlib_framing(student):
+    hog = FaceDetector(method="hog", min_face=80).detect(astronaut())
+    cnn = student.predict_image(astronaut())
+    assert len(hog) == len(cnn) == 1
+    np.testing.assert_allclose(hog[0].box, cnn[0].box, atol=8)  # MTCNN boxes are mapped to dlib's framing
+
+
+def test_unknown_detection_method_is_refused_in_plain_words():
+    with pytest.raises(ValueError, match="unknown face detection method"):
+        FaceDetector(method="haar")
 
 
 def test_webcam_stream_with_default_settings_finds_the_face_every_frame(student):

@@ -1,10 +1,11 @@
-"""Face pipeline: detection, 5-point landmarks, FER+-framed aligned crops and a tracker for live video."""
+"""Face pipeline: MTCNN detection, dlib 5-point landmarks, FER+-framed aligned crops and a tracker for live video."""
 
 from .detector import (
     ALIGNED_CROP_SIZE,
     ALIGNMENT_PADDING,
     ALIGNMENT_SHIFT_UP,
-    DETECT_FAST_SIDE,
+    DETECT_MAX_SIDE,
+    DETECT_MIN_FACE,
     DETECTION_THRESHOLD,
     FERPLUS_KEY_POINTS,
     Face,
@@ -17,7 +18,8 @@ __all__ = [
     "ALIGNED_CROP_SIZE",
     "ALIGNMENT_PADDING",
     "ALIGNMENT_SHIFT_UP",
-    "DETECT_FAST_SIDE",
+    "DETECT_MAX_SIDE",
+    "DETECT_MIN_FACE",
     "DETECTION_THRESHOLD",
     "FERPLUS_KEY_POINTS",
     "Face",

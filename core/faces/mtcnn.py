@@ -1,0 +1,294 @@
+"""MTCNN face detection (Zhang et al., 2016) run through ONNX Runtime, with the weights the ``mtcnn`` wheel ships.
+
+Three small CNNs in a cascade: P-Net slides over an image pyramid and proposes boxes down to ``min_face`` px,
+R-Net (24x24 crops) and O-Net (48x48 crops) reject most proposals and refine the rest. The ``mtcnn`` package
+(MIT) keeps the original weights as lz4-compressed lists of NumPy arrays; its own code needs TensorFlow, so it
+is never imported: the arrays are read with joblib and written into ONNX graphs here, built once per process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["MtcnnDetector", "Proposal", "mtcnn_weights_path"]
+
+_PNET_CELL = 12  # P-Net sees 12x12 windows with a stride of 2 px
+_GREY = (128, 128, 128)  # what crops reaching past the photo are filled with: it normalises to ~0
+
+
+def mtcnn_weights_path(name: str) -> Path:
+    """``pnet``/``rnet``/``onet`` weights inside the installed ``mtcnn`` wheel, found without importing it."""
+    spec = importlib.util.find_spec("mtcnn")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the mtcnn package is not installed (pip install mtcnn): it ships the detector weights")
+    path = Path(next(iter(spec.submodule_search_locations))) / "assets" / "weights" / f"{name}.lz4"
+    if not path.is_file():
+        raise FileNotFoundError(f"MTCNN weights {path.name} are missing from the mtcnn package")
+    return path
+
+
+def _load_arrays(name: str) -> list[np.ndarray]:
+    import joblib
+
+    return [np.asarray(array, dtype=np.float32) for array in joblib.load(mtcnn_weights_path(name))]
+
+
+class _GraphBuilder:
+    """Keras-layout weights (HWIO kernels, ``(in, out)`` dense) into ONNX nodes, one layer at a time."""
+
+    def __init__(self, arrays: list[np.ndarray]) -> None:
+        self.arrays = iter(arrays)
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self.count = 0
+
+    def _name(self, kind: str) -> str:
+        self.count += 1
+        return f"{kind}{self.count}"
+
+    def _constant(self, value: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        name = self._name("w")
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value, dtype=np.float32), name))
+        return name
+
+    def _node(self, op: str, inputs: list[str], **attributes: Any) -> str:
+        from onnx import helper
+
+        output = self._name(op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [output], **attributes))
+        return output
+
+    def conv(self, x: str) -> str:
+        kernel, bias = next(self.arrays), next(self.arrays)
+        weight = self._constant(kernel.transpose(3, 2, 0, 1))
+        return self._node("Conv", [x, weight, self._constant(bias)], kernel_shape=list(kernel.shape[:2]))
+
+    def prelu(self, x: str, spatial: bool = True) -> str:
+        slope = next(self.arrays).reshape(-1)
+        return self._node("PRelu", [x, self._constant(slope.reshape(-1, 1, 1) if spatial else slope)])
+
+    def pool(self, x: str, size: int, pads: tuple[int, int] = (0, 0)) -> str:
+        # TensorFlow's "same" pooling pads only after; ``pads`` is (after-height, after-width)
+        return self._node("MaxPool", [x], kernel_shape=[size, size], strides=[2, 2], pads=[0, 0, *pads], ceil_mode=0)
+
+    def dense(self, x: str) -> str:
+        kernel, bias = next(self.arrays), next(self.arrays)
+        return self._node("Gemm", [x, self._constant(kernel), self._constant(bias)])
+
+    def flatten_like_keras(self, x: str) -> str:
+        """R-Net/O-Net were trained on width-major features (a Keras ``Permute((2, 1, 3))`` before Flatten)."""
+        return self._node("Flatten", [self._node("Transpose", [x], perm=[0, 3, 2, 1])], axis=1)
+
+    def model(self, outputs: list[tuple[str, str]], input_shape: list[Any]) -> bytes:
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph(
+            self.nodes + [helper.make_node("Identity", [node], [name]) for name, node in outputs],
+            "mtcnn",
+            [helper.make_tensor_value_info("image", TensorProto.FLOAT, input_shape)],
+            [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name, _ in outputs],
+            self.initializers,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 7
+        return model.SerializeToString()
+
+
+def _pnet() -> bytes:
+    g = _GraphBuilder(_load_arrays("pnet"))
+    x = g.pool(g.prelu(g.conv("image")), 2)
+    x = g.prelu(g.conv(g.prelu(g.conv(x))))
+    regression = g.conv(x)
+    probability = g._node("Softmax", [g.conv(x)], axis=1)
+    return g.model([("regression", regression), ("probability", probability)], [1, 3, "height", "width"])
+
+
+def _rnet() -> bytes:
+    g = _GraphBuilder(_load_arrays("rnet"))
+    x = g.pool(g.prelu(g.conv("image")), 3, pads=(1, 1))  # 22 -> 11 ("same")
+    x = g.pool(g.prelu(g.conv(x)), 3)  # 9 -> 4
+    x = g.prelu(g.dense(g.flatten_like_keras(g.prelu(g.conv(x)))), spatial=False)
+    regression = g.dense(x)
+    probability = g._node("Softmax", [g.dense(x)], axis=1)
+    return g.model([("regression", regression), ("probability", probability)], ["batch", 3, 24, 24])
+
+
+def _onet() -> bytes:
+    g = _GraphBuilder(_load_arrays("onet"))
+    x = g.pool(g.prelu(g.conv("image")), 3, pads=(1, 1))  # 46 -> 23 ("same")
+    x = g.pool(g.prelu(g.conv(x)), 3)  # 21 -> 10
+    x = g.pool(g.prelu(g.conv(x)), 2)  # 8 -> 4
+    x = g.prelu(g.dense(g.flatten_like_keras(g.prelu(g.conv(x)))), spatial=False)
+    regression, points = g.dense(x), g.dense(x)
+    probability = g._node("Softmax", [g.dense(x)], axis=1)
+    outputs = [("regression", regression), ("points", points), ("probability", probability)]
+    return g.model(outputs, ["batch", 3, 48, 48])
+
+
+_SESSIONS_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _build_sessions() -> tuple[Any, Any, Any]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    # One thread per call: requests run side by side on the 2 cores; small convolutions gain little from more.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    graphs = (_pnet(), _rnet(), _onet())
+    return tuple(ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"]) for graph in graphs)
+
+
+def _sessions() -> tuple[Any, Any, Any]:
+    """P-Net, R-Net and O-Net sessions (ONNX Runtime's ``run`` is safe to call from many threads at once)."""
+    with _SESSIONS_LOCK:
+        return _build_sessions()
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One detected face: MTCNN's box, its O-Net probability and MTCNN's own 5 points (eyes, nose, mouth)."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    points: tuple[tuple[float, float], ...]
+
+
+def _normalise(pixels: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 in [-1, 1], as MTCNN was trained."""
+    return ((pixels.astype(np.float32) - 127.5) * 0.0078125).transpose(0, 3, 1, 2)
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, by_min: bool = False) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression (overlap over union, or over the smaller box)."""
+    order = np.argsort(-scores, kind="stable")
+    x0, y0, x1, y1 = boxes.T
+    area = (x1 - x0 + 1) * (y1 - y0 + 1)
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        width = np.maximum(0.0, np.minimum(x1[best], x1[rest]) - np.maximum(x0[best], x0[rest]) + 1)
+        height = np.maximum(0.0, np.minimum(y1[best], y1[rest]) - np.maximum(y0[best], y0[rest]) + 1)
+        inter = width * height
+        overlap = inter / (np.minimum(area[best], area[rest]) if by_min else area[best] + area[rest] - inter)
+        order = rest[overlap <= threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], axis=1)
+
+
+def _refine(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    size = np.stack([boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1] * 2, axis=1)
+    return boxes + offsets * size
+
+
+def _crops(image: Image.Image, boxes: np.ndarray, side: int) -> np.ndarray:
+    """(N, 3, side, side) network inputs: the windows ``boxes`` of ``image``, bilinear without antialiasing (as
+    MTCNN was trained), mid-grey beyond the photo's edges, normalised to [-1, 1]."""
+    out = np.empty((len(boxes), side, side, 3), dtype=np.uint8)
+    for i, box in enumerate(boxes):
+        window = tuple(float(v) for v in box)
+        out[i] = np.asarray(image.transform((side, side), Image.EXTENT, window, Image.BILINEAR, fillcolor=_GREY))
+    return _normalise(out)
+
+
+class MtcnnDetector:
+    """Faces of ``min_face`` px and larger (box side, photo pixels) in an RGB photo.
+
+    ``thresholds`` are the P-Net, R-Net and O-Net face probabilities a box must pass; the last one sets how
+    rare false positives are. Thread-safe: no state is kept between calls.
+    """
+
+    def __init__(
+        self,
+        min_face: float = 20.0,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.9),
+        scale_factor: float = 0.709,
+    ) -> None:
+        self.min_face = float(min_face)
+        self.thresholds = thresholds
+        self.scale_factor = scale_factor
+        self._pnet, self._rnet, self._onet = _sessions()
+
+    def _scales(self, height: int, width: int) -> list[float]:
+        scale, scales = _PNET_CELL / self.min_face, []
+        while min(height, width) * scale >= _PNET_CELL:
+            scales.append(scale)
+            scale *= self.scale_factor
+        return scales
+
+    def _propose(self, image: Image.Image) -> np.ndarray:
+        """P-Net over the pyramid: candidate boxes (x0, y0, x1, y1, score) in photo pixels."""
+        found, level = [], image
+        for scale in self._scales(image.height, image.width):
+            size = (max(_PNET_CELL, round(image.width * scale)), max(_PNET_CELL, round(image.height * scale)))
+            level = level.resize(size, Image.BILINEAR)  # each level from the one before: less work, same detail
+            regression, probability = self._pnet.run(None, {"image": _normalise(np.asarray(level)[None])})
+            ys, xs = np.nonzero(probability[0, 1] > self.thresholds[0])
+            if not len(ys):
+                continue
+            sx, sy = size[0] / image.width, size[1] / image.height
+            corners = np.stack([xs * 2, ys * 2, xs * 2 + _PNET_CELL, ys * 2 + _PNET_CELL], axis=1).astype(np.float32)
+            boxes = corners + regression[0][:, ys, xs].T * _PNET_CELL
+            boxes /= np.array([sx, sy, sx, sy], dtype=np.float32)
+            scores = probability[0, 1, ys, xs]
+            keep = _nms(boxes, scores, 0.5)
+            found.append(np.hstack([boxes[keep], scores[keep, None]]))
+        if not found:
+            return np.zeros((0, 5), dtype=np.float32)
+        candidates = np.concatenate(found)
+        return candidates[_nms(candidates[:, :4], candidates[:, 4], 0.7)]
+
+    def detect(self, pixels: np.ndarray) -> list[Proposal]:
+        """Faces in an RGB (H, W, 3) or grayscale (H, W) uint8 array, most probable first."""
+        if pixels.ndim == 2:
+            pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+        image = Image.fromarray(np.ascontiguousarray(pixels[:, :, :3]))
+        candidates = self._propose(image)
+        if not len(candidates):
+            return []
+        boxes = _square(candidates[:, :4])
+        regression, probability = self._rnet.run(None, {"image": _crops(image, boxes, 24)})
+        passed = probability[:, 1] > self.thresholds[1]
+        if not passed.any():
+            return []
+        boxes, scores = _refine(boxes[passed], regression[passed]), probability[passed, 1]
+        boxes = _square(boxes[_nms(boxes, scores, 0.7)])
+        regression, points, probability = self._onet.run(None, {"image": _crops(image, boxes, 48)})
+        passed = probability[:, 1] > self.thresholds[2]
+        if not passed.any():
+            return []
+        boxes, regression, points, scores = boxes[passed], regression[passed], points[passed], probability[passed, 1]
+        size = np.stack([boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1], axis=1)
+        xs = points[:, 0:5] * size[:, :1] + boxes[:, :1] - 1
+        ys = points[:, 5:10] * size[:, 1:] + boxes[:, 1:2] - 1
+        boxes = _refine(boxes, regression)
+        keep = _nms(boxes, scores, 0.7, by_min=True)
+        height, width = pixels.shape[:2]
+        boxes = np.clip(boxes, 0, [width, height, width, height])
+        return [
+            Proposal(
+                tuple(float(v) for v in boxes[i]),
+                float(scores[i]),
+                tuple((float(x), float(y)) for x, y in zip(xs[i], ys[i])),
+            )
+            for i in keep
+        ]
