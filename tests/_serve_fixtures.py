@@ -99,6 +99,6 @@ def big_photo(path, size: tuple[int, int] = (1920, 1080)):  # noqa: ANN001, ANN2
     noise = rng.integers(0, 30, (size[1], size[0], 3), dtype=np.uint8)
     canvas = Image.fromarray(np.clip(np.asarray(canvas, dtype=np.int16) - noise, 0, 255).astype(np.uint8))
     canvas.paste(face, (180, 300))
-    canvas.paste(face.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((400, 400)), (1300, 200))
+    canvas.paste(face.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (size[0] - 180 - face.width, 250))
     canvas.save(path, quality=92)
     return path

@@ -38,6 +38,7 @@ from .access import (
     resolve_user,
 )
 from .models import ModelSnapshot
+from .outputs import OutputFolder
 from .services import Services
 
 __all__ = ["Handlers", "MAX_EXPLAINED_FACES", "MAX_EPOCHS"]
@@ -61,8 +62,9 @@ def _text(value: Any) -> str:
 class Handlers:
     """Bound to one ``Services``; ``build_demo`` wires these methods to components."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, outputs: OutputFolder | None = None) -> None:
         self.services = services
+        self.outputs = outputs or OutputFolder()  # pictures are returned as complete files (see webapp.outputs)
 
     @property
     def labels(self) -> list[str]:
@@ -80,13 +82,13 @@ class Handlers:
         return user is not None and (user in settings.users or user in settings.allowed_users)
 
     # -- predict -------------------------------------------------------------------------------------
-    def _explain(self, classifier: Any, faces: list[Face], own_label: bool) -> Image.Image | None:
+    def _explain(self, classifier: Any, faces: list[Face], own_label: bool) -> str | None:
         panels = []
         with self.services.cam_lock:
             for number, face in enumerate(faces[:MAX_EXPLAINED_FACES], start=1):
                 heat, name = classifier.gradcam.crop_heatmap(face.aligned_crop, None if own_label else face.label)
                 panels.append((overlay_heatmap(face.aligned_crop, heat), f"{number}. {name}"))
-        return render.cam_strip(panels)
+        return self.outputs.save(render.cam_strip(panels))
 
     @staticmethod
     def _photo(photo: Any, what: str = "file") -> Image.Image:
@@ -111,7 +113,7 @@ class Handlers:
         if not faces:
             gr.Warning(NO_FACE)
             details.update(message=NO_FACE, latency_ms=round(predict_ms, 1))
-            return image, None, None, None, details, f"**{NO_FACE}** ({predict_ms:.0f} ms)"
+            return self.outputs.save(image), None, None, None, details, f"**{NO_FACE}** ({predict_ms:.0f} ms)"
         student_cam = self._explain(student, faces, own_label=False)
         teacher_cam = self._explain(teacher, faces, own_label=True) if with_teacher and teacher else None
         total_ms = (time.perf_counter() - started) * 1000
@@ -122,7 +124,8 @@ class Handlers:
         )
         if with_teacher and teacher is None:
             status += " · no teacher model installed"
-        return render.draw_faces(image, faces), faces[0].probs, student_cam, teacher_cam, details, status
+        annotated = self.outputs.save(render.draw_faces(image, faces))
+        return annotated, faces[0].probs, student_cam, teacher_cam, details, status
 
     def predict_frame(self, frame: Any, stream: FaceStream | None) -> tuple[Any, ...]:
         """Live webcam: track faces across frames (FaceStream) and label each one."""
@@ -133,7 +136,7 @@ class Handlers:
         if not isinstance(stream, FaceStream) or stream.classifier is not student:
             stream = FaceStream(student)
         faces = stream.process(np.asarray(image))
-        return render.draw_faces(image, faces), faces[0].probs if faces else None, stream
+        return self.outputs.save(render.draw_faces(image, faces)), faces[0].probs if faces else None, stream
 
     def add_to_dataset(
         self, photo: Any, label: Any, name: Any, request: gr.Request, profile: gr.OAuthProfile | None
