@@ -74,9 +74,20 @@ def _v2_prediction_cache(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v3_split_groups(db: sqlite_utils.Database) -> None:
+    """Columns only: every existing split, split class and row stays exactly as it was."""
+    images = db["images"]
+    images.add_column("phash", bytes)  # 256-bit dHash of the primary crop (labeling.groups); NULL until computed
+    images.add_column("split_group", str)  # images of one group share a split; NULL: the image is its own group
+    images.add_column("parent", str)  # for the second and later faces of a photo: that photo's id
+    images.create_index(["split_group"])
+    images.create_index(["parent"])
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite_utils.Database], None]], ...] = (
     (1, "core tables", _v1_core_tables),
     (2, "prediction cache", _v2_prediction_cache),
+    (3, "split groups and near-duplicate hashes", _v3_split_groups),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -16,6 +16,13 @@ FER+ (``label.csv`` + PNGs): ``core.data.read_ferplus(mode="distribution")`` dec
 kept (its outlier and unknown/not-a-face rules); their raw vote counts become per-annotator-style votes
 (``<annotator>:ferplus-1`` ...), dropping single votes as FER+ does, so ``votes()`` is the FER+
 distribution and the current label is its majority (ties go to FER+'s own top emotion).
+
+Faces: with the store's face finder (the app's, and ``tsnet label import`` by default) photos become their
+aligned face crops, one sample per face; face crops already (at most 100 px a side) are used whole; a photo
+without a face is skipped with that reason and counted in ``ImportReport.no_face``.
+
+Groups: ``group_by`` (``folder`` or a regular expression, see ``labeling.groups``) names each file's split
+group from its path below the import root; images of one group always share a split.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from core.data import FERPLUS_COLUMNS, IMAGE_SUFFIXES, is_ferplus_folder, list_i
 from core.images import MAX_FILE_BYTES, ImageError
 from core.labels import normalise_label
 
+from .faces import NoFaceFoundError
+from .groups import GroupRule
 from .records import ImportReport
 
 if TYPE_CHECKING:
@@ -90,6 +99,7 @@ class ImportItem:
     read: Callable[[], bytes]
     votes: list[tuple[str, str]] = field(default_factory=list)
     origin: str = "import"
+    parts: tuple[str, ...] = ()  # the path below the import root, for --group-by
 
 
 def _folder_vote(parts: Sequence[str], labels: Sequence[str], annotator: str, notes: set[str]) -> list[tuple[str, str]]:
@@ -151,7 +161,7 @@ def _zip_items(
             member = PurePosixPath(info.filename)
             votes = _folder_vote(member.parts, labels, annotator, notes) if labels_from_folders else []
             read = lambda info=info: _read_member(archive, info)  # noqa: E731
-            yield ImportItem(f"{path}!{info.filename}", member.name, read, votes)
+            yield ImportItem(f"{path}!{info.filename}", member.name, read, votes, parts=member.parts)
 
 
 def _ferplus_counts(folder: Path) -> dict[str, list[float]]:
@@ -174,7 +184,8 @@ def _ferplus_items(folder: Path, labels: Sequence[str], annotator: str, notes: s
                 votes.extend([label] * n)
         votes.sort(key=lambda label: label == labels[int(top)])  # FER+'s top emotion voted last wins ties
         ballot = [(label, f"{annotator}:ferplus-{k + 1}") for k, label in enumerate(votes)]
-        yield ImportItem(str(path), path.name, lambda path=path: read_file(path), ballot, "ferplus")
+        parts = path.relative_to(folder).parts
+        yield ImportItem(str(path), path.name, lambda path=path: read_file(path), ballot, "ferplus", parts)
 
 
 def iter_items(
@@ -191,11 +202,11 @@ def iter_items(
                 for file in list_images(path):
                     parts = file.relative_to(path).parts
                     votes = _folder_vote(parts, labels, annotator, notes) if labels_from_folders else []
-                    yield ImportItem(str(file), file.name, lambda file=file: read_file(file), votes)
+                    yield ImportItem(str(file), file.name, lambda file=file: read_file(file), votes, parts=parts)
             elif path.is_file() and zipfile.is_zipfile(path):
                 yield from _zip_items(path, labels_from_folders, labels, annotator, notes)
             elif path.is_file():
-                yield ImportItem(str(path), path.name, lambda path=path: read_file(path))
+                yield ImportItem(str(path), path.name, lambda path=path: read_file(path), parts=(path.name,))
             else:
                 report.skipped.append((str(path), "no such file or folder"))
         except (OSError, ValueError, zipfile.BadZipFile, csv.Error) as error:
@@ -209,20 +220,33 @@ def import_paths(
     labels_from_folders: bool = False,
     annotator: str = "import",
     progress: Callable[[int, str], None] | None = None,
+    group_by: str | None = None,
 ) -> ImportReport:
-    """Import everything under ``paths`` into ``store``; never stops on a bad file."""
+    """Import everything under ``paths`` into ``store``; never stops on a bad file.
+
+    ``group_by`` is checked before anything is read: a bad pattern raises ``GroupRuleError`` (plain words).
+    """
+    rule = GroupRule.parse(group_by) if group_by is not None else None
     report = ImportReport()
+    ungrouped = 0
     start = time.perf_counter()
     for done, item in enumerate(iter_items(paths, labels_from_folders, store.labels, annotator, report), start=1):
+        group = rule.group_of(item.parts, labels_from_folders) if rule is not None else None
         try:
-            _, added, written = store.ingest(item.read(), item.source, item.filename, item.votes, item.origin)
+            result = store.ingest_file(item.read(), item.source, item.filename, item.votes, item.origin, group)
         except Exception as error:  # one bad file must not stop the rest; it is reported instead
+            report.no_face += isinstance(error, NoFaceFoundError)
             report.skipped.append((item.source, plain_reason(error)))
         else:
-            report.added += added
-            report.already_present += not added
-            report.label_events += written
+            ungrouped += rule is not None and group is None
+            report.added += result.added
+            report.already_present += not result.added
+            report.label_events += result.label_events
+            report.faces += result.faces
+            report.whole += result.whole
         if progress is not None:
             progress(done, item.source)
+    if ungrouped:
+        report.notes.append(f"{ungrouped} images matched no --group-by {rule.text!r}: each is a group of its own")
     report.seconds = time.perf_counter() - start
     return report

@@ -28,10 +28,12 @@ class ImageRecord:
     size_bytes: int
     width: int
     height: int
-    face_count: int | None  # None when no face detector was configured
+    face_count: int | None  # None when the image was used whole (no detector, or already a face crop)
     added_at: str
     split: str | None
     faces: tuple[FaceRecord, ...]
+    group: str = ""  # images of one group share a split: a user group, a near-duplicate's group, or the id
+    parent: str | None = None  # a face cut from a photo with several faces: that photo's id
 
     @property
     def crop(self) -> Path:
@@ -60,6 +62,7 @@ class Sample(NamedTuple):
     crop: Path
     label_index: int
     soft_target: np.ndarray
+    group: str = ""  # the split group (near-duplicates, a user group, or the image id): resample by it
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,12 @@ class QueueItem:
 
 @dataclass
 class ImportReport:
-    """What an import did; ``skipped`` lists (source, reason) for every file that could not be used."""
+    """What an import did; ``skipped`` lists (source, reason) for every file that could not be used.
+
+    ``added`` counts new files; ``faces`` the face crops detected in them (a photo with three faces adds
+    three samples), ``whole`` the new files used whole (face crops already, or ``--crops``), and ``no_face``
+    the photos in which no face was found (also in ``skipped``, with the reason).
+    """
 
     added: int = 0
     already_present: int = 0
@@ -83,6 +91,9 @@ class ImportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    faces: int = 0
+    whole: int = 0
+    no_face: int = 0
 
     @property
     def images_per_second(self) -> float:
@@ -93,6 +104,9 @@ class ImportReport:
             "added": self.added,
             "already_present": self.already_present,
             "label_events": self.label_events,
+            "faces": self.faces,
+            "whole": self.whole,
+            "no_face": self.no_face,
             "skipped": [{"source": source, "reason": reason} for source, reason in self.skipped],
             "notes": self.notes,
             "seconds": round(self.seconds, 3),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import unicodedata
@@ -9,14 +10,18 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import sqlite_utils
+from PIL import Image
 
+from core.data import to_gray_array
 from core.labels import default_labels, normalise_label
 
 from ._db import connect, retrying, write_transaction
 from ._schema import migrate
+from .groups import HashIndex, perceptual_hash
 from .media import Face, FaceDetector, MediaFolder, content_id, decode_image, find_faces
 from .records import FaceRecord, ImageRecord, LabelEvent, Sample
 from .splits import SPLITS, choose_split
@@ -68,6 +73,29 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+class Ingested(NamedTuple):
+    """What one :meth:`AnnotationStore.ingest_file` did."""
+
+    image_id: str
+    added: bool  # the file was new
+    label_events: int
+    faces: int  # face crops detected in a new photo (each one a sample); 0 when used whole or already present
+    whole: bool  # a new file used whole: no detector, or already a face crop
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _detect(image: Image.Image, detect_faces: FaceDetector) -> list[tuple[Face, Image.Image]]:
+    """Faces largest first with their aligned crops (the crop of the second and later faces is a new image)."""
+    found = [(tuple(float(v) for v in box), crop) for box, crop in detect_faces(image)]
+    found.sort(key=lambda item: -(item[0][2] - item[0][0]) * (item[0][3] - item[0][1]))
+    return [(Face(box, to_gray_array(crop)), crop) for box, crop in found]  # type: ignore[arg-type]
+
+
 class AnnotationStore:
     """One annotation database: ``AnnotationStore(path, labels=None)``; see ``labeling`` for the tour.
 
@@ -95,9 +123,11 @@ class AnnotationStore:
         self.classifier = classifier
         self.teacher = teacher
         self._lock = threading.RLock()
+        self._hashes = HashIndex()
         self.db: sqlite_utils.Database = connect(self.path)
         migrate(self.db)
         self.labels: tuple[str, ...] = self._settle_labels(labels)
+        self._backfill_hashes()
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def close(self) -> None:
@@ -161,58 +191,203 @@ class AnnotationStore:
         filename: str | None,
         votes: Iterable[tuple[str, str]] = (),
         origin: str = "import",
+        group: str | None = None,
     ) -> tuple[str, bool, int]:
         """Add ``data`` and, per (label, annotator) in ``votes``, a label unless that annotator already has one.
 
-        Returns (image id, whether the image was new, label events written). Files are written before
-        the one transaction that adds the rows, so a crash at any point leaves a consistent database.
+        Returns (image id, whether the image was new, label events written); :meth:`ingest_file` says more.
+        """
+        done = self.ingest_file(data, source, filename, votes, origin, group)
+        return done.image_id, done.added, done.label_events
+
+    def ingest_file(
+        self,
+        data: bytes,
+        source: str | None,
+        filename: str | None,
+        votes: Iterable[tuple[str, str]] = (),
+        origin: str = "import",
+        group: str | None = None,
+    ) -> Ingested:
+        """:meth:`ingest`, also saying how many faces a new photo gave and whether it was used whole.
+
+        With a face detector every face becomes a sample: the largest is the photo's own crop (what a label
+        on the photo refers to), each further face is stored as an image of its own (its aligned crop, linked
+        to the photo by ``parent``) that gets the same votes and the same split group. ``group`` names the
+        split group (images of one group share a split); without it a near-duplicate's group is joined.
+        Files are written before the one transaction that adds the rows, so a crash leaves a consistent store.
         """
         votes = [(self.check_label(label), check_annotator(annotator)) for label, annotator in votes]
+        group = (group.strip()[:MAX_FILENAME_LENGTH] or None) if isinstance(group, str) else None
         if filename is not None and len(filename) > MAX_FILENAME_LENGTH:
             filename = filename[: MAX_FILENAME_LENGTH - 1] + "…"
         image_id = content_id(data)
         present = self.has_image(image_id)
-        row: dict[str, Any] | None = None
+        rows: list[dict[str, Any]] = []
         face_rows: list[dict[str, Any]] = []
+        detected, whole = 0, False
         if not present:
             decoded = decode_image(data)
-            faces = find_faces(decoded.image, self.detect_faces)
-            face_count = None if self.detect_faces is None else len(faces)
-            if not faces:  # keep the image labellable; the whole picture stands in for the face
-                faces = find_faces(decoded.image, None)
+            detector = self.detect_faces
+            crop_rule = getattr(detector, "is_face_crop", None)
+            whole = detector is None or bool(crop_rule is not None and crop_rule(decoded.image))
+            found = [] if whole else _detect(decoded.image, detector)  # type: ignore[arg-type]
+            faces = [face for face, _ in found] or find_faces(decoded.image, None)  # none: the whole picture
+            name = None if whole else getattr(detector, "__name__", "custom")
+            digest = perceptual_hash(faces[0].crop)
+            own_group = group or self._near_duplicate_group(digest, image_id)
             original = self.media.write_original(image_id, decoded.media_type, data)
-            detector = None if self.detect_faces is None else getattr(self.detect_faces, "__name__", "custom")
             for index, face in enumerate(faces):
-                face_rows.append(self._face_row(image_id, index, face, detector))
-            row = {
-                "id": image_id,
-                "filename": filename,
-                "source": source,
-                "media_type": decoded.media_type,
-                "original": original,
-                "size_bytes": len(data),
-                "width": decoded.width,
-                "height": decoded.height,
-                "face_count": face_count,
-                "added_at": _now(),
-            }
-        if present and not votes:
-            return image_id, False, 0
+                face_rows.append(self._face_row(image_id, index, face, name))
+            rows.append(
+                {
+                    "id": image_id,
+                    "filename": filename,
+                    "source": source,
+                    "media_type": decoded.media_type,
+                    "original": original,
+                    "size_bytes": len(data),
+                    "width": decoded.width,
+                    "height": decoded.height,
+                    "face_count": None if whole else len(found),
+                    "added_at": _now(),
+                    "phash": digest,
+                    "split_group": own_group,
+                    "parent": None,
+                }
+            )
+            for number, (face, crop) in enumerate(found[1:], start=2):
+                rows.append(self._face_image(crop, face, image_id, own_group or image_id, source))
+                rows[-1]["filename"] = f"face {number} of {filename}"[:MAX_FILENAME_LENGTH] if filename else None
+                face_rows.append(self._face_row(rows[-1]["id"], 0, face, name))
+            detected = len(found)
+        if present and not votes and group is None:
+            return Ingested(image_id, False, 0, 0, False)
 
         def body(db: sqlite_utils.Database) -> tuple[bool, int]:
             added = False
-            if row is not None and not db.execute("SELECT 1 FROM images WHERE id = ?", [image_id]).fetchone():
-                db["images"].insert(row)
-                db["faces"].insert_all(face_rows)
+            if rows and not db.execute("SELECT 1 FROM images WHERE id = ?", [image_id]).fetchone():
+                new = [
+                    row for row in rows if not db.execute("SELECT 1 FROM images WHERE id = ?", [row["id"]]).fetchone()
+                ]
+                kept = {row["id"] for row in new}
+                db["images"].insert_all(new)
+                db["faces"].insert_all(face for face in face_rows if face["image_id"] in kept)
                 added = True
+            elif group is not None:
+                self._join_group(db, image_id, group)
+            targets = [image_id] + [r[0] for r in db.execute("SELECT id FROM images WHERE parent = ?", [image_id])]
             written = sum(
-                self._insert_label(db, image_id, label, annotator, origin, uuid.uuid4().hex, True) is not None
+                self._insert_label(db, target, label, annotator, origin, uuid.uuid4().hex, True) is not None
+                for target in targets
                 for label, annotator in votes
             )
             return added, written
 
         added, written = self._write(body)
-        return image_id, added, written
+        return Ingested(image_id, added, written, detected if added else 0, whole and added)
+
+    def _face_image(self, crop: Image.Image, face: Face, parent: str, group: str, source: str | None) -> dict[str, Any]:
+        """The row of a photo's second or later face: its aligned crop stored as an image of its own."""
+        data = _png(crop)
+        face_id = content_id(data)
+        return {
+            "id": face_id,
+            "filename": None,
+            "source": source,
+            "media_type": "PNG",
+            "original": self.media.write_original(face_id, "PNG", data),
+            "size_bytes": len(data),
+            "width": crop.width,
+            "height": crop.height,
+            "face_count": 1,
+            "added_at": _now(),
+            "phash": perceptual_hash(face.crop),
+            "split_group": group,
+            "parent": parent,
+        }
+
+    def _near_duplicate_group(self, digest: bytes, image_id: str) -> str | None:
+        """The split group of the nearest stored near-duplicate of a crop with hash ``digest``, if any."""
+        with self._lock:
+            retrying(lambda: self._refresh_hashes(self.db))
+            for other in self._hashes.near(digest, exclude=image_id, most=1):
+                rows = self._read("SELECT coalesce(split_group, id) AS grp FROM images WHERE id = ?", [other])
+                if rows:
+                    return rows[0]["grp"]
+        return None
+
+    def _refresh_hashes(self, db: sqlite_utils.Database) -> None:
+        rows = db.execute(
+            "SELECT rowid, id, phash FROM images WHERE rowid > ? AND phash IS NOT NULL ORDER BY rowid",
+            [self._hashes.last_rowid],
+        ).fetchall()
+        self._hashes.refresh(rows)
+
+    def _join_group(self, db: sqlite_utils.Database, image_id: str, group: str) -> None:
+        """Put a stored image that is its own group (and its faces) into ``group``, unless splits disagree.
+
+        An image already in a group (a near-duplicate's, an earlier import's) stays there, and an image whose
+        split differs from the split ``group`` already has keeps both: frozen splits are never moved.
+        """
+        row = db.execute("SELECT split_group FROM images WHERE id = ?", [image_id]).fetchone()
+        if row is None or row[0] is not None:
+            return
+        theirs, mine = self._group_split(db, group), self._group_split(db, image_id)
+        if theirs is not None and mine is not None and theirs != mine:
+            return
+        db.execute(
+            "UPDATE images SET split_group = ? WHERE id = ? OR (parent = ? AND split_group = ?)",
+            [group, image_id, image_id, image_id],
+        )
+
+    @staticmethod
+    def _group_split(db: sqlite_utils.Database, group: str) -> str | None:
+        row = db.execute(
+            "SELECT split FROM images WHERE (split_group = ? OR id = ?) AND split IS NOT NULL LIMIT 1", [group, group]
+        ).fetchone()
+        return row[0] if row else None
+
+    def _split_for(self, db: sqlite_utils.Database, image_id: str, label: str) -> str:
+        """The split of an image's group (or of a near-duplicate's), else the stratified choice for ``label``."""
+        group, digest = db.execute(
+            "SELECT coalesce(split_group, id), phash FROM images WHERE id = ?", [image_id]
+        ).fetchone()
+        split = self._group_split(db, group)
+        if split is None and digest is not None:
+            self._refresh_hashes(db)
+            for other in self._hashes.near(digest, exclude=image_id):
+                (theirs,) = db.execute("SELECT coalesce(split_group, id) FROM images WHERE id = ?", [other]).fetchone()
+                split = self._group_split(db, theirs)
+                if split is not None:
+                    break
+        if split is None:
+            counts = dict(
+                db.execute(
+                    "SELECT split, count(*) FROM images WHERE split_class = ? AND split IS NOT NULL GROUP BY split",
+                    [label],
+                ).fetchall()
+            )
+            split = choose_split(counts)
+        return split
+
+    def _backfill_hashes(self) -> None:
+        """Hash the primary crop of images stored before hashes existed (once; unreadable crops are left)."""
+        rows = self._read(
+            "SELECT i.id, f.crop FROM images i JOIN faces f ON f.image_id = i.id AND f.face_index = 0"
+            " WHERE i.phash IS NULL"
+        )
+        for start in range(0, len(rows), 500):
+            updates = []
+            for row in rows[start : start + 500]:
+                try:
+                    with Image.open(self.media.resolve(row["crop"])) as crop:
+                        updates.append((perceptual_hash(np.asarray(crop.convert("L"))), row["id"]))
+                except (OSError, ValueError):
+                    continue
+            self._write(
+                lambda db, updates=updates: db.conn.executemany("UPDATE images SET phash = ? WHERE id = ?", updates)
+            )
 
     def _face_row(self, image_id: str, index: int, face: Face, detector: str | None) -> dict[str, Any]:
         crop = self.media.write_crop(image_id, index, face.crop)
@@ -248,6 +423,8 @@ class AnnotationStore:
             added_at=row["added_at"],
             split=row["split"],
             faces=faces,  # type: ignore[arg-type]
+            group=row["split_group"] or row["id"],
+            parent=row["parent"],
         )
 
     def image_ids(self) -> list[str]:
@@ -302,15 +479,9 @@ class AnnotationStore:
         )
         event_id = db.execute("SELECT id FROM label_events WHERE uid = ?", [uid]).fetchone()[0]
         if db.execute("SELECT split FROM images WHERE id = ?", [image_id]).fetchone()[0] is None:
-            counts = dict(
-                db.execute(
-                    "SELECT split, count(*) FROM images WHERE split_class = ? AND split IS NOT NULL GROUP BY split",
-                    [label],
-                ).fetchall()
-            )
             db.execute(
                 "UPDATE images SET split = ?, split_class = ?, split_at = ? WHERE id = ? AND split IS NULL",
-                [choose_split(counts), label, _now(), image_id],
+                [self._split_for(db, image_id, label), label, _now(), image_id],
             )
         return int(event_id)
 
@@ -374,6 +545,12 @@ class AnnotationStore:
     def current_label(self, image_id: str) -> str | None:
         return self._tally(image_id).current
 
+    def groups(self, image_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """Each image's split group: its user group, a near-duplicate's group, or its own id."""
+        rows = self._read("SELECT id, coalesce(split_group, id) AS grp FROM images")
+        wanted = set(image_ids) if image_ids is not None else None
+        return {r["id"]: r["grp"] for r in rows if wanted is None or r["id"] in wanted}
+
     def split_of(self, image_id: str) -> str | None:
         rows = self._read("SELECT split FROM images WHERE id = ?", [image_id])
         if not rows:
@@ -385,27 +562,40 @@ class AnnotationStore:
         """Labelled images of ``split`` with their current label index and vote-share soft target."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
-        ids = [r["id"] for r in self._read("SELECT id FROM images WHERE split = ? ORDER BY rowid", [split])]
+        rows = self._read(
+            "SELECT id, coalesce(split_group, id) AS grp FROM images WHERE split = ? ORDER BY rowid", [split]
+        )
+        ids = [r["id"] for r in rows]
         tallies = self.tallies(ids)
         crops = self.crop_paths(ids)
         samples = []
-        for image_id in ids:
+        for row in rows:
+            image_id = row["id"]
             result = tallies.get(image_id)
             if result is None or result.current not in self.labels:
                 continue  # every label withdrawn: keeps its split, sits out of training
-            samples.append(
-                Sample(image_id, crops[image_id], self.labels.index(result.current), result.soft_target(self.labels))
-            )
+            label_index = self.labels.index(result.current)
+            samples.append(Sample(image_id, crops[image_id], label_index, result.soft_target(self.labels), row["grp"]))
         return samples
 
     # -- facades over the single-job modules ---------------------------------------------------------
     def import_paths(
-        self, paths: Sequence[str | Path], labels_from_folders: bool = False, annotator: str = "import", progress=None
+        self,
+        paths: Sequence[str | Path],
+        labels_from_folders: bool = False,
+        annotator: str = "import",
+        progress=None,
+        group_by: str | None = None,
     ):
         from .importing import import_paths
 
         return import_paths(
-            self, paths, labels_from_folders=labels_from_folders, annotator=annotator, progress=progress
+            self,
+            paths,
+            labels_from_folders=labels_from_folders,
+            annotator=annotator,
+            progress=progress,
+            group_by=group_by,
         )
 
     def next_to_label(self, n: int = 10, classifier: Any = None, annotator: str | None = None, teacher: Any = None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -12,8 +13,11 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from core.data import to_gray_array
 from labeling import AnnotationStore
 from labeling.media import MediaFolder
 from tests._labeling_fixtures import jpeg_bytes, png_bytes, write_ferplus
@@ -163,6 +167,7 @@ def test_a_killed_import_leaves_a_consistent_database_and_the_next_import_finish
         path.write_bytes(jpeg_bytes(50_000 + index, (320, 240)))  # bigger files: the import takes long enough to kill
     db = tmp_path / "labels.db"
     command = [sys.executable, "-m", "tsnet", "label", "import", str(root), "--db", str(db), "--labels-from-folders"]
+    command.append("--crops")  # noise pictures, no faces: this test is about crash safety, not detection
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     imported = 0
@@ -218,3 +223,124 @@ def test_a_failure_between_file_and_row_is_rolled_forward_by_the_next_import(
         assert (report.added, report.already_present, report.skipped) == (6, 4, [])
         assert len(reopened.history()) == 10
     _assert_consistent(db)
+
+
+# -- faces: what `tsnet label import` stores by default is what the app stores --------------------------
+
+
+def _astronaut() -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(data.astronaut())
+
+
+def _on_canvas(image: Image.Image, size: tuple[int, int], offset: tuple[int, int]) -> Image.Image:
+    canvas = Image.new("RGB", size, (40, 60, 80))
+    canvas.paste(image, offset)
+    return canvas
+
+
+def _import(*args: str) -> tuple[int, str, str]:
+    """``tsnet label import ...`` in this process (dlib's models load once for the whole test run)."""
+    import contextlib
+    import io
+
+    from tsnet.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["label", "import", *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def _gray(image: Image.Image) -> np.ndarray:
+    return to_gray_array(image).astype(np.int16)
+
+
+def test_import_detects_faces_by_default_and_skips_photos_without_one(tmp_path: Path):
+    from skimage import data
+
+    from core.faces import FaceDetector
+
+    photos = tmp_path / "photos" / "happy"
+    photos.mkdir(parents=True)
+    astronaut = _astronaut()
+    shifted = _on_canvas(astronaut.transpose(Image.FLIP_LEFT_RIGHT), (900, 640), (300, 100))
+    astronaut.save(photos / "a.jpg", quality=92)
+    shifted.save(photos / "b.png")
+    Image.fromarray(data.coffee()).save(photos / "coffee.jpg")  # a cup, no face
+    db = tmp_path / "store.db"
+    code, out, err = _import(str(tmp_path / "photos"), "--db", str(db), "--labels-from-folders")
+    assert code == 0, err  # a photo without a face is reported, not a failure
+    assert "no face found in 1 photo" in out and "coffee.jpg" in err and "no face found" in err
+    detector = FaceDetector()
+    with AnnotationStore(db) as store:
+        records = {store.image(i).filename: store.image(i) for i in store.image_ids()}
+        assert set(records) == {"a.jpg", "b.png"}
+        for name, photo in (("a.jpg", Image.open(photos / "a.jpg")), ("b.png", shifted)):
+            record = records[name]
+            assert record.face_count == 1 and store.current_label(record.id) == "happy"
+            stored = np.asarray(Image.open(record.crop), dtype=np.int16)
+            aligned = _gray(detector.detect(photo)[0].aligned_crop)
+            assert np.abs(stored - aligned).max() <= 1  # the aligned face the app would store ...
+            assert np.abs(stored - _gray(photo)).mean() > 20  # ... not the whole photo shrunk to 48x48
+        x0, y0, x1, y1 = records["b.png"].faces[0].box
+        assert 500 < x0 < x1 < 680 and 150 < y0 < y1 < 320  # the mirrored face, where it was pasted
+
+
+def test_a_folder_of_48px_face_crops_is_imported_whole(tmp_path: Path):
+    crops = tmp_path / "crops" / "sad"
+    crops.mkdir(parents=True)
+    face = _astronaut().crop((160, 60, 290, 190)).convert("L")
+    for index, angle in enumerate((0, 8, -8)):
+        face.rotate(angle).resize((48, 48)).save(crops / f"fer{index}.png")
+    db = tmp_path / "store.db"
+    code, out, _ = _import(str(tmp_path / "crops"), "--db", str(db), "--labels-from-folders", "--json")
+    report = json.loads(out)
+    assert code == 0 and (report["added"], report["whole"], report["faces"], report["no_face"]) == (3, 3, 0, 0)
+    with AnnotationStore(db) as store:
+        for image_id in store.image_ids():
+            record = store.image(image_id)
+            assert record.face_count is None and record.faces[0].box is None
+            original = np.asarray(Image.open(record.original))
+            assert np.array_equal(np.asarray(Image.open(record.crop)), original)  # the crop is the file itself
+
+
+def test_crops_flag_uses_every_image_whole(tmp_path: Path):
+    folder = tmp_path / "big-crops"
+    folder.mkdir()
+    face = _astronaut().crop((150, 40, 300, 190))
+    for index, side in enumerate((160, 224)):
+        face.resize((side, side)).rotate(index * 3).save(folder / f"face{index}.png")
+    db = tmp_path / "store.db"
+    code, out, _ = _import(str(folder), "--db", str(db), "--crops", "--json")
+    report = json.loads(out)
+    assert code == 0 and (report["added"], report["whole"], report["faces"]) == (2, 2, 0)
+    with AnnotationStore(db) as store:
+        assert all(store.image(i).face_count is None for i in store.image_ids())
+    with pytest.raises(SystemExit) as refused:
+        _import(str(folder), "--db", str(tmp_path / "other.db"), "--faces", "--crops")
+    assert refused.value.code == 2  # one or the other
+
+
+def test_every_face_of_a_group_photo_becomes_a_labelled_sample_in_one_split(tmp_path: Path):
+    photo = tmp_path / "party" / "surprise" / "two.png"
+    photo.parent.mkdir(parents=True)
+    pair = Image.new("RGB", (1024, 512))
+    pair.paste(_astronaut(), (0, 0))
+    pair.paste(_astronaut().transpose(Image.FLIP_LEFT_RIGHT), (512, 0))
+    pair.save(photo)
+    db = tmp_path / "store.db"
+    code, out, _ = _import(str(tmp_path / "party"), "--db", str(db), "--labels-from-folders", "--json")
+    report = json.loads(out)
+    assert code == 0 and (report["added"], report["faces"], report["label_events"]) == (1, 2, 2)
+    with AnnotationStore(db) as store:
+        [photo_id, face_id] = store.image_ids()
+        record, second = store.image(photo_id), store.image(face_id)
+        assert record.face_count == 2 and second.parent == photo_id
+        assert second.faces[0].box == record.faces[1].box  # the smaller face, cut out as a sample of its own
+        assert {store.current_label(photo_id), store.current_label(face_id)} == {"surprise"}
+        assert store.split_of(photo_id) == store.split_of(face_id) and record.group == second.group
+        assert len(store.samples(store.split_of(photo_id))) == 2
+        again = store.import_paths([tmp_path / "party"], labels_from_folders=True)
+        assert (again.added, again.already_present, again.label_events) == (0, 1, 0)

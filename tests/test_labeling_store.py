@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from labeling import AnnotationStore, LabelNotInSetError, UnknownImageError
+from labeling._schema import SCHEMA_VERSION
 from tests._labeling_fixtures import jpeg_bytes, png_bytes
 
 
@@ -24,8 +25,8 @@ def test_new_database_is_migrated_to_the_latest_schema_in_wal_mode(tmp_path: Pat
         pass
     conn = sqlite3.connect(tmp_path / "a.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
-    assert [row[0] for row in conn.execute("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert [row[0] for row in conn.execute("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2, 3]
 
 
 def test_reopening_applies_nothing_twice(tmp_path: Path):
@@ -34,7 +35,7 @@ def test_reopening_applies_nothing_twice(tmp_path: Path):
             image_id = opened.add_image(png_bytes(0))
     with AnnotationStore(tmp_path / "a.db") as opened:
         assert opened.image_ids() == [image_id]
-        assert len(opened._read("SELECT * FROM schema_migrations")) == 2
+        assert len(opened._read("SELECT * FROM schema_migrations")) == SCHEMA_VERSION
 
 
 def test_a_database_from_newer_code_is_refused(tmp_path: Path):

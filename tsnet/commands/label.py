@@ -38,14 +38,20 @@ def _open(args: argparse.Namespace) -> Any:
 
 def _import(args: argparse.Namespace) -> int:
     from labeling import AnnotationStore
+    from labeling.faces import NO_FACE_REASON, store_face_finder
+    from labeling.groups import GroupRule, GroupRuleError
 
-    detect_faces = None
-    if args.faces:
-        from labeling.faces import store_face_finder
-
-        detect_faces = store_face_finder()
+    try:
+        if args.group_by is not None:
+            GroupRule.parse(args.group_by)  # refused before any file is read
+    except GroupRuleError as error:
+        print(f"tsnet label import: {error}", file=sys.stderr)
+        return 2
+    detect_faces = None if args.crops else store_face_finder()  # the app's finder: one path for both
     with AnnotationStore(_database(args), detect_faces=detect_faces) as store:
-        report = store.import_paths(args.paths, labels_from_folders=args.labels_from_folders, annotator=args.annotator)
+        report = store.import_paths(
+            args.paths, labels_from_folders=args.labels_from_folders, annotator=args.annotator, group_by=args.group_by
+        )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -53,11 +59,18 @@ def _import(args: argparse.Namespace) -> int:
             f"added {report.added}, already present {report.already_present}, label events {report.label_events}, "
             f"skipped {len(report.skipped)} ({report.images_per_second:.1f} images/s)"
         )
+        print(f"faces: {report.faces} detected in photos, {report.whole} images used whole as face crops")
+        if report.no_face:
+            print(
+                f"no face found in {report.no_face} photo(s): not imported (face crops larger than 100 px a side"
+                " import whole with --crops)"
+            )
         for note in report.notes:
             print(f"note: {note}")
     for source, reason in report.skipped:
         print(f"skipped {source}: {reason}", file=sys.stderr)
-    return 1 if report.skipped else 0
+    failed = [reason for _, reason in report.skipped if reason != NO_FACE_REASON]
+    return 1 if failed else 0
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -140,10 +153,21 @@ def _configure(label: argparse.ArgumentParser) -> None:
         "--annotator", default="import", help="who the imported labels are from (default: %(default)s)"
     )
     importer.add_argument("--json", action="store_true", help="print the import report as JSON")
-    importer.add_argument(
+    faces = importer.add_mutually_exclusive_group()
+    faces.add_argument(
         "--faces",
         action="store_true",
-        help="detect and align faces in photos with dlib (default: the whole image is the face crop)",
+        help="detect and align every face in photos with dlib, as the app does (the default); images at most"
+        " 100 px a side are face crops already and used whole; photos without a face are reported, not imported",
+    )
+    faces.add_argument(
+        "--crops", action="store_true", help="the images are face crops: use each one whole, detect nothing"
+    )
+    importer.add_argument(
+        "--group-by",
+        metavar="PATTERN",
+        help="images of one group always share a split: 'folder' (the folder holding each file) or a regular"
+        " expression on the path below PATH whose first group names the group, e.g. '(S\\d+)'",
     )
     importer.set_defaults(handler=_import)
 
