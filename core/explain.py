@@ -1,17 +1,23 @@
 """Grad-CAM for every architecture we ship: which part of the face drove a prediction.
 
-The one place that knows each model's target layer (the last feature map before pooling). The
-CAM object is built once per loaded classifier, on a private copy of its model, so the hooks
-``pytorch-grad-cam`` installs never slow down or alter ordinary inference.
+The last feature map of our models is 2x2 at the 64 px input, too coarse to tell eyes from mouth.
+A :class:`CamRecipe` says which ``pytorch-grad-cam`` method explains, on which feature maps (named
+by their output stride, so one recipe fits student and teacher) and on how large a copy of the
+crop; :data:`DEFAULT_RECIPE` is the one ``core.explain_bench`` measured best (see its docstring).
+The CAM object is built once per loaded classifier, on a private copy of its model, so the hooks
+never slow down or alter ordinary inference; a lock keeps concurrent calls from mixing the
+activations the CAM object holds between forward and backward.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 import torch.nn as nn
 from PIL import Image
 
@@ -19,18 +25,112 @@ if TYPE_CHECKING:
     from .classifier import Classifier
     from .faces import Face
 
-__all__ = ["TARGET_LAYERS", "Explanation", "GradCamExplainer", "target_layer", "overlay_heatmap"]
+__all__ = [
+    "CAM_METHODS",
+    "DEFAULT_RECIPE",
+    "FEATURE_STAGES",
+    "TARGET_LAYERS",
+    "CamRecipe",
+    "Explanation",
+    "GradCamExplainer",
+    "feature_stages",
+    "overlay_heatmap",
+    "target_layer",
+    "warp_to_image",
+]
 
 # architecture name in config.json -> attribute holding the last spatial feature map
 TARGET_LAYERS: dict[str, str] = {"shufflenet_v2": "conv5", "eff_resnet18": "ffe2", "resnet18": "layer4"}
+# architecture -> its stages, shallow to deep (other architectures: their top-level children are probed)
+FEATURE_STAGES: dict[str, tuple[str, ...]] = {
+    "shufflenet_v2": ("maxpool", "stage2", "stage3", "stage4", "conv5"),
+    "eff_resnet18": ("layer1", "layer2", "ffe1", "ffe2"),
+    "resnet18": ("layer1", "layer2", "layer3", "layer4"),
+}
+# recipe method -> pytorch-grad-cam class name
+CAM_METHODS: dict[str, str] = {
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+}
+
+
+@dataclass(frozen=True)
+class CamRecipe:
+    """How to explain: a CAM method, target feature maps by output stride, and the explaining input size.
+
+    ``strides=(8,)`` targets the deepest stage whose map is 1/8 of the input (8x8 at 64 px);
+    several strides fuse their maps (pytorch-grad-cam averages the per-layer normalised maps).
+    ``upsample`` runs the explaining forward on the crop enlarged that many times (the prediction
+    itself is unchanged); ``flip`` averages the map with the mirrored crop's, as flip-TTA predicts.
+    """
+
+    method: str = "gradcam"
+    strides: tuple[int, ...] = (32,)
+    upsample: int = 1
+    flip: bool = False
+
+    @property
+    def name(self) -> str:
+        name = f"{self.method}-s{'+'.join(str(s) for s in self.strides)}"
+        return name + (f"-x{self.upsample}" if self.upsample != 1 else "") + ("-flip" if self.flip else "")
+
+    def __post_init__(self) -> None:
+        if self.method not in CAM_METHODS:
+            raise ValueError(f"unknown CAM method {self.method!r}; choose one of {sorted(CAM_METHODS)}")
+        if not self.strides or self.upsample < 1:
+            raise ValueError("a CAM recipe needs at least one target stride and an upsample factor of 1 or more")
+
+
+# the measured choice (core.explain_bench on 150 FER+ validation faces, both shipped models)
+DEFAULT_RECIPE = CamRecipe(method="layercam", strides=(8,))
 
 
 def target_layer(model: nn.Module, architecture: str) -> nn.Module:
-    """The Grad-CAM layer of ``model`` built as ``architecture``."""
+    """The last spatial feature map of ``model`` built as ``architecture`` (classic Grad-CAM's layer)."""
     try:
-        return getattr(model, TARGET_LAYERS[architecture])
+        return model.get_submodule(TARGET_LAYERS[architecture])
     except KeyError:
         raise ValueError(f"no Grad-CAM target layer known for {architecture!r}; add it to TARGET_LAYERS") from None
+
+
+def feature_stages(model: nn.Module, architecture: str, input_size: int, in_chans: int = 1) -> dict[int, str]:
+    """Output stride -> name of the deepest stage with that stride, found by one probing forward."""
+    names = FEATURE_STAGES.get(architecture) or tuple(name for name, _ in model.named_children())
+    sides: dict[str, int] = {}
+    hooks = []
+    for name in names:
+        module = model.get_submodule(name)
+
+        def record(_module: nn.Module, _inputs: object, output: object, name: str = name) -> None:
+            if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-1] > 1:
+                sides[name] = int(output.shape[-1])
+
+        hooks.append(module.register_forward_hook(record))
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, in_chans, input_size, input_size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    by_stride: dict[int, str] = {}
+    for name in names:  # shallow to deep: a deeper stage of the same stride wins
+        if name in sides:
+            by_stride[max(1, round(input_size / sides[name]))] = name
+    if not by_stride:
+        raise ValueError(f"no Grad-CAM target layer known for {architecture!r}; add it to FEATURE_STAGES")
+    return by_stride
+
+
+def _recipe_layers(model: nn.Module, architecture: str, input_size: int, in_chans: int, recipe: CamRecipe) -> list[str]:
+    stages = feature_stages(model, architecture, input_size, in_chans)
+    missing = [stride for stride in recipe.strides if stride not in stages]
+    if missing:
+        raise ValueError(
+            f"{architecture} has no feature map of stride {missing} at {input_size} px; it has {sorted(stages)}"
+        )
+    return [stages[stride] for stride in recipe.strides]
 
 
 @dataclass
@@ -43,18 +143,29 @@ class Explanation:
 
 
 class GradCamExplainer:
-    """Grad-CAM for one classifier; get it through ``classifier.gradcam`` so it is built once."""
+    """Grad-CAM for one classifier; get it through ``classifier.gradcam`` so it is built once.
 
-    def __init__(self, classifier: Classifier) -> None:
-        from pytorch_grad_cam import GradCAM
+    Thread-safe: calls from several threads are serialised on one lock (the CAM object holds the
+    activations of the call in flight); see ``core.explain_bench.thread_cost`` for what it costs.
+    """
+
+    def __init__(self, classifier: Classifier, recipe: CamRecipe | None = None) -> None:
+        import pytorch_grad_cam
 
         if classifier.model is None:
             raise ValueError("Grad-CAM needs the PyTorch weights; this classifier only has an ONNX graph")
         self.classifier = classifier
+        self.recipe = recipe or DEFAULT_RECIPE
+        config = classifier.config
         model = copy.deepcopy(classifier.model).eval()
         for parameter in model.parameters():
             parameter.requires_grad_(True)
-        self._cam = GradCAM(model=model, target_layers=[target_layer(model, classifier.config.architecture)])
+        self.target_names = _recipe_layers(model, config.architecture, config.input_size, config.in_chans, self.recipe)
+        # side of each target map at the explaining input: the finest one bounds the map's detail
+        self.target_sides = [config.input_size * self.recipe.upsample // stride for stride in self.recipe.strides]
+        cam_class = getattr(pytorch_grad_cam, CAM_METHODS[self.recipe.method])
+        self._cam = cam_class(model=model, target_layers=[model.get_submodule(name) for name in self.target_names])
+        self._lock = threading.Lock()
 
     def _class_index(self, label: str | int | None, crop: Image.Image) -> int:
         labels = self.classifier.labels
@@ -68,13 +179,35 @@ class GradCamExplainer:
             raise ValueError(f"unknown class {label!r}; choose one of {list(labels)}")
         return labels.index(label)
 
-    def crop_heatmap(self, crop: Image.Image, label: str | int | None = None) -> tuple[np.ndarray, str]:
-        """Heat map over ``crop`` (its own size) for ``label`` (default: the predicted class)."""
+    def _input(self, crop: Image.Image) -> torch.Tensor:
+        """The crop preprocessed as the classifier does, enlarged ``upsample`` times (and mirrored for ``flip``)."""
+        import torch.nn.functional as F
+
+        batch = self.classifier.crops_to_tensor([crop])
+        if self.recipe.upsample != 1:
+            batch = F.interpolate(batch, scale_factor=self.recipe.upsample, mode="bilinear", align_corners=False)
+        return torch.cat([batch, torch.flip(batch, dims=[3])]) if self.recipe.flip else batch
+
+    def raw_heatmap(self, crop: Image.Image, index: int) -> np.ndarray:
+        """The CAM at the explaining input's resolution, in [0, 1], for class ``index``."""
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+        batch = self._input(crop)
+        with self._lock:
+            try:
+                heat = self._cam(input_tensor=batch, targets=[ClassifierOutputTarget(index)] * len(batch))
+            finally:  # drop this call's activations, gradients and graph instead of holding them until the next
+                self._cam.activations_and_grads.clear()
+                self._cam.outputs = None
+        if self.recipe.flip:
+            heat = (heat[0] + heat[1][:, ::-1]) / 2
+            return (heat - heat.min()) / (heat.max() - heat.min() + 1e-7)
+        return heat[0]
+
+    def crop_heatmap(self, crop: Image.Image, label: str | int | None = None) -> tuple[np.ndarray, str]:
+        """Heat map over ``crop`` (its own size) for ``label`` (default: the predicted class)."""
         index = self._class_index(label, crop)
-        batch = self.classifier.crops_to_tensor([crop])
-        heat = self._cam(input_tensor=batch, targets=[ClassifierOutputTarget(index)])[0]
+        heat = self.raw_heatmap(crop, index)
         resized = Image.fromarray(heat.astype(np.float32), mode="F").resize(crop.size, Image.BILINEAR)
         return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0), self.classifier.labels[index]
 
