@@ -23,6 +23,10 @@ without a face is skipped with that reason and counted in ``ImportReport.no_face
 
 Groups: ``group_by`` (``folder`` or a regular expression, see ``labeling.groups``) names each file's split
 group from its path below the import root; images of one group always share a split.
+
+A labels CSV (a ``.csv`` file with a header naming a ``path`` column, and optionally ``label`` and ``group``
+or ``subject``, like taiwanese-dev's ``labels.csv``) imports the files it lists, relative to its own folder
+(never outside it), with their label and group.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ log = logging.getLogger(__name__)
 MAX_MEMBER_BYTES = MAX_FILE_BYTES  # one image file, inside a zip or not
 MAX_ZIP_MEMBERS = 10_000  # entries in one archive's directory
 MAX_ZIP_BYTES = 2 * 1024**3  # what one archive's images may inflate to, in all
+MAX_CSV_BYTES = 64 * 1024**2  # a labels CSV: a list of files, not a data set
+CSV_PATH_COLUMNS = ("path", "file", "filename", "image")
+CSV_GROUP_COLUMNS = ("group", "subject")
 
 
 class ImportRefused(ValueError):
@@ -78,8 +85,10 @@ def plain_reason(error: BaseException) -> str:
         return str(error)
     if isinstance(error, zipfile.BadZipFile):
         return "not a readable zip archive (damaged or truncated)"
+    if isinstance(error, UnicodeDecodeError):
+        return "the CSV file is not UTF-8 text"
     if isinstance(error, csv.Error):
-        return "label.csv is not valid CSV"
+        return "the CSV file is not valid CSV"
     if isinstance(error, FileNotFoundError):
         return "no such file or folder"
     if isinstance(error, PermissionError):
@@ -100,6 +109,7 @@ class ImportItem:
     votes: list[tuple[str, str]] = field(default_factory=list)
     origin: str = "import"
     parts: tuple[str, ...] = ()  # the path below the import root, for --group-by
+    group: str | None = None  # a group the source itself names (a labels CSV's group column)
 
 
 def _folder_vote(parts: Sequence[str], labels: Sequence[str], annotator: str, notes: set[str]) -> list[tuple[str, str]]:
@@ -188,6 +198,45 @@ def _ferplus_items(folder: Path, labels: Sequence[str], annotator: str, notes: s
         yield ImportItem(str(path), path.name, lambda path=path: read_file(path), ballot, "ferplus", parts)
 
 
+def _refused(reason: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        raise ImportRefused(reason)
+
+    return read
+
+
+def _csv_items(path: Path, labels: Sequence[str], annotator: str, notes: set[str]) -> Iterator[ImportItem]:
+    """The files a labels CSV lists (relative to its folder), with the label and group of their row."""
+    if path.stat().st_size > MAX_CSV_BYTES:
+        raise ImportRefused(f"labels CSV is {_megabytes(path.stat().st_size)}: at most {_megabytes(MAX_CSV_BYTES)}")
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        columns = {name.strip().lower(): name for name in reader.fieldnames or [] if name}
+        rows = list(reader)
+    path_column = next((columns[name] for name in CSV_PATH_COLUMNS if name in columns), None)
+    if path_column is None:
+        raise ImportRefused("a labels CSV needs a header row with a 'path' column (and 'label', 'group' or 'subject')")
+    label_column = columns.get("label")
+    group_column = next((columns[name] for name in CSV_GROUP_COLUMNS if name in columns), None)
+    root = path.parent.resolve()
+    for number, row in enumerate(rows, start=2):
+        relative = (row.get(path_column) or "").strip()
+        source = f"{path}:{number}"
+        file = (root / relative).resolve()
+        if not relative or not file.is_relative_to(root):
+            yield ImportItem(source, None, _refused("the CSV row names no file inside the CSV's folder"))
+            continue
+        votes: list[tuple[str, str]] = []
+        label = (row.get(label_column) or "").strip() if label_column else ""
+        if label and normalise_label(label) in labels:
+            votes = [(normalise_label(label), annotator)]
+        elif label:
+            notes.add(f"label {label!r} in {path.name} is not a label of the set; its images were imported unlabelled")
+        group = ((row.get(group_column) or "").strip() or None) if group_column else None
+        parts = file.relative_to(root).parts
+        yield ImportItem(str(file), file.name, lambda file=file: read_file(file), votes, parts=parts, group=group)
+
+
 def iter_items(
     paths: Sequence[str | Path], labels_from_folders: bool, labels: Sequence[str], annotator: str, report: ImportReport
 ) -> Iterator[ImportItem]:
@@ -205,6 +254,8 @@ def iter_items(
                     yield ImportItem(str(file), file.name, lambda file=file: read_file(file), votes, parts=parts)
             elif path.is_file() and zipfile.is_zipfile(path):
                 yield from _zip_items(path, labels_from_folders, labels, annotator, notes)
+            elif path.is_file() and path.suffix.lower() == ".csv":
+                yield from _csv_items(path, labels, annotator, notes)
             elif path.is_file():
                 yield ImportItem(str(path), path.name, lambda path=path: read_file(path), parts=(path.name,))
             else:
@@ -231,7 +282,7 @@ def import_paths(
     ungrouped = 0
     start = time.perf_counter()
     for done, item in enumerate(iter_items(paths, labels_from_folders, store.labels, annotator, report), start=1):
-        group = rule.group_of(item.parts, labels_from_folders) if rule is not None else None
+        group = rule.group_of(item.parts, labels_from_folders) if rule is not None else item.group
         try:
             result = store.ingest_file(item.read(), item.source, item.filename, item.votes, item.origin, group)
         except Exception as error:  # one bad file must not stop the rest; it is reported instead

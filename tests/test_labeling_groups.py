@@ -253,3 +253,35 @@ def test_an_old_store_migrates_keeping_every_split(tmp_path: Path, monkeypatch: 
         assert conn.execute("SELECT * FROM label_events ORDER BY id").fetchall()[: len(events)] == events
         assert conn.execute("SELECT count(*) FROM images WHERE phash IS NULL").fetchone()[0] == 0
         assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2, 3]
+
+
+def test_a_labels_csv_imports_its_files_with_their_label_and_group(tmp_path: Path):
+    folder = tmp_path / "set"
+    lines = ["path,label,subject,raters_agree"]
+    for person in range(1, 11):
+        for shot, label in enumerate(("happy", "sad", "fear")):
+            relative = f"{label}/{person:02d}{shot}.png"
+            (folder / label).mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_bytes(_noise_png(person * 10 + shot))
+            lines.append(f"{relative},{label},S{person:02d},1")
+    lines.append("../outside.png,happy,S01,1")
+    (tmp_path / "outside.png").write_bytes(_noise_png(999))
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    with AnnotationStore(tmp_path / "s.db") as store:
+        report = store.import_paths([folder / "labels.csv"])
+        assert (report.added, report.label_events) == (30, 20)  # fear is not a label of the set: unlabelled
+        assert [reason for _, reason in report.skipped] == ["the CSV row names no file inside the CSV's folder"]
+        assert any("'fear'" in note for note in report.notes)
+        by_group: dict[str, set[str | None]] = defaultdict(set)
+        for image_id, group in store.groups().items():
+            if store.current_label(image_id):
+                by_group[group].add(store.split_of(image_id))
+        assert sorted(by_group) == [f"S{n:02d}" for n in range(1, 11)]
+        assert all(len(splits) == 1 for splits in by_group.values())
+        refused = store.import_paths([_write(tmp_path / "plain.csv", "a,b\n1,2\n")])
+        assert refused.added == 0 and "needs a header row with a 'path' column" in refused.skipped[0][1]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
