@@ -1,12 +1,12 @@
-"""The store's face finder over core's dlib detector: what the app and ``tsnet label import`` both use.
+"""The store's face finder over core's face detector: what the app and ``tsnet label import`` both use.
 
 Photos become aligned face crops, the crops the model sees: every face found is kept (largest first), and a
 photo with no face is refused with :class:`NoFaceFoundError` (plain words), never stored as a whole picture
 that would teach the model head-and-shoulders shots.
 
 Pre-cropped faces are recognised by size: an image whose longer side is at most ``FACE_CROP_MAX_SIDE`` pixels
-(FER+'s 48x48, RAF-DB's aligned 100x100) is already a face crop and is used whole, without detection (dlib's
-HOG cannot find a face that fills a 48 px frame, and re-cropping it would throw the frame away). Larger face
+(FER+'s 48x48, RAF-DB's aligned 100x100) is already a face crop and is used whole, without detection (a
+detector rarely finds a face that fills a 48 px frame, and re-cropping it would throw the frame away). Larger face
 crops go through the detector like photos, so they get the same FER+-like framing; a set of large crops where
 no face is found is imported whole with ``tsnet label import --crops``.
 """
@@ -43,8 +43,8 @@ def store_face_finder(
 ) -> Callable[[Image.Image], Sequence[tuple[Sequence[float], Image.Image]]]:
     """``image -> [(box, aligned_crop), ...]``, raising :class:`NoFaceFoundError` when there is none.
 
-    The returned function carries ``is_face_crop``: the store uses an image that rule accepts whole. dlib's
-    models load at the first photo, so importing face crops only never pays for them.
+    The returned function carries ``is_face_crop``: the store uses an image that rule accepts whole. The
+    detector's models load at the first photo, so importing face crops only never pays for them.
     """
     loaded: list[FaceDetector] = [detector] if detector is not None else []
     lock = threading.Lock()

@@ -143,7 +143,10 @@ def _configure(label: argparse.ArgumentParser) -> None:
 
     importer = commands.add_parser("import", help="add images (files, folders, zips, FER+ folders); idempotent")
     importer.add_argument(
-        "paths", nargs="+", metavar="PATH", help="image files, folders, .zip archives or FER+ folders"
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="image files, folders, .zip archives, FER+ folders, or a labels .csv (header: path[,label][,group])",
     )
     _add_db(importer)
     importer.add_argument(
@@ -157,7 +160,7 @@ def _configure(label: argparse.ArgumentParser) -> None:
     faces.add_argument(
         "--faces",
         action="store_true",
-        help="detect and align every face in photos with dlib, as the app does (the default); images at most"
+        help="detect and align every face in photos, as the app does (the default); images at most"
         " 100 px a side are face crops already and used whole; photos without a face are reported, not imported",
     )
     faces.add_argument(
