@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .explain import GradCamExplainer
     from .faces import Face, FaceDetector
 
-__all__ = ["Classifier", "load_classifier", "shipped_weights_folder", "SHIPPED_MODELS", "BACKENDS"]
+__all__ = ["Classifier", "load_classifier", "data_folder", "shipped_weights_folder", "SHIPPED_MODELS", "BACKENDS"]
 
 SHIPPED_MODELS = ("student", "teacher")
 BACKENDS = ("torch", "onnx", "litert")
@@ -32,14 +32,18 @@ def shipped_weights_folder(name: str) -> Path:
     return _PRETRAINED_DIR / name
 
 
+def data_folder() -> Path:
+    """The app's data folder: ``$TSNET_HOME``, else ``./tsnet-data`` (relative to the working directory)."""
+    return Path(os.environ.get("TSNET_HOME", "tsnet-data"))
+
+
 def served_weights_folder(name: str) -> Path:
     """The registry's current version when the app has promoted one, else the shipped default.
 
     The registry (retrain/) publishes its served version as ``$TSNET_HOME/served/<name>``; core only
     reads that path, so it keeps depending on nothing else of ours.
     """
-    home = Path(os.environ.get("TSNET_HOME", "tsnet-data"))
-    served = home / "served" / name
+    served = data_folder() / "served" / name
     if (served / "config.json").is_file():
         return served
     return shipped_weights_folder(name)

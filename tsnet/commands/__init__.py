@@ -1,8 +1,10 @@
-"""The command groups, in the order ``tsnet --help`` lists them; each module's ``register`` adds its commands."""
+"""The command groups, in the order ``tsnet --help`` lists them; each module's ``register`` adds its commands.
 
-from retrain import cli_training as training
+Every module here imports only the standard library at import time: what a command needs is imported by its
+handler (or, for flags derived from library defaults, when that command is parsed).
+"""
 
-from . import label, predict, retrain, serve, space
+from . import label, predict, retrain, serve, space, training
 
 __all__ = ["GROUPS"]
 

@@ -1,15 +1,21 @@
-"""``tsnet train-teacher | train-student | distill | evaluate``: argument parsing over retrain.training."""
+"""``tsnet train-teacher | train-student | distill | evaluate | report | average | train-bench``: research
+training from the command line, over :mod:`retrain.training`.
+
+The training flags mirror :class:`retrain.training.TrainConfig`'s fields and defaults, so they are added when one
+of these commands is parsed (that import pulls torch), never when ``tsnet --help`` lists the commands.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
-from core.labels import resolve_labels
-
-from .training import TrainConfig, run_training
+from .._console import note_model, note_shipped_lookup
 
 __all__ = ["register"]
 
@@ -17,6 +23,8 @@ _ARCHITECTURE = {"train-teacher": "eff_resnet18", "train-student": "shufflenet_v
 
 
 def _add_training_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    from retrain.training import TrainConfig
+
     defaults = {f.name: f.default for f in fields(TrainConfig) if not callable(f.default_factory)}  # type: ignore[arg-type]
     parser.add_argument("--data", required=True, help="training folder (FER+ layout or one subfolder per class)")
     parser.add_argument("--val-data", help="validation folder, used for model selection (majority rule)")
@@ -58,6 +66,11 @@ def _add_training_arguments(parser: argparse.ArgumentParser, command: str) -> No
 
 
 def _run(args: argparse.Namespace) -> int:
+    from core.labels import resolve_labels
+    from retrain.training import TrainConfig, run_training
+
+    if getattr(args, "teacher", None):
+        note_shipped_lookup(args.command, args.teacher)
     config = TrainConfig(
         architecture=args.arch,
         train_data=args.data,
@@ -77,10 +90,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from core.classifier import load_classifier
+    from retrain.training import evaluate_classifier, format_report
 
-    from .training import evaluate_classifier, format_report
-
-    report = evaluate_classifier(load_classifier(args.model), args.data)
+    classifier = load_classifier(args.model)
+    note_model("evaluate", args.model, classifier)
+    report = evaluate_classifier(classifier, args.data)
     print(format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
@@ -88,10 +102,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    import shlex
-    import sys
-
-    from .training import evaluate_runs, experiment_plan, train_missing, write_report
+    from retrain.training import evaluate_runs, experiment_plan, train_missing, write_report
 
     runs = Path(args.runs)
     plan = experiment_plan(args.seeds, args.grid_epochs)
@@ -108,14 +119,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _average(args: argparse.Namespace) -> int:
-    from .training import average_checkpoints
+    from retrain.training import average_checkpoints
 
     print(f"averaged {len(args.sources)} checkpoints into {average_checkpoints(args.sources, args.out)}")
     return 0
 
 
 def _train_bench(args: argparse.Namespace) -> int:
-    from .training import training_throughput
+    from retrain.training import training_throughput
 
     rows = []
     for architecture in args.arch:
@@ -139,22 +150,22 @@ def _train_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    helps = {
-        "train-teacher": "train the EFF-ResNet18 teacher (paper recipe by default)",
-        "train-student": "train the ShuffleNetV2 student alone (the ablation baseline)",
-        "distill": "distill the student from a trained teacher with the Eq. 9 loss",
-    }
-    for command, text in helps.items():
-        parser = subparsers.add_parser(command, help=text, description=text)
+def _configure_training(command: str) -> Any:
+    def configure(parser: argparse.ArgumentParser) -> None:
         _add_training_arguments(parser, command)
         parser.set_defaults(handler=_run)
-    parser = subparsers.add_parser("evaluate", help="accuracy, precision, recall, AUC, per-class, params, FLOPs, speed")
+
+    return configure
+
+
+def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="FER+-layout folder (majority rule) or an image folder")
     parser.add_argument("--model", default="student", help="student, teacher or a weights folder (default: student)")
     parser.add_argument("--json", help="also write the full report as JSON to this file")
     parser.set_defaults(handler=_evaluate)
-    parser = subparsers.add_parser("report", help="the paper's Tables I-IV from measured runs -> docs/RESULTS.md")
+
+
+def _configure_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", required=True, help="folder of run folders (teacher, student-s0, distill-s0, ...)")
     parser.add_argument("--valid", required=True, help="FER2013Valid folder (majority rule)")
     parser.add_argument("--out", default="docs", help="where RESULTS.md and figures/ go (default: %(default)s)")
@@ -164,15 +175,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--grid-epochs", type=int, default=4, help="shortened schedule of the T x alpha grid")
     parser.add_argument("--threads", type=int, help="torch threads for training")
     parser.set_defaults(handler=_report)
-    text = "uniform weight average of checkpoints of one model (a run's best and last epochs, a warm restart)"
-    parser = subparsers.add_parser("average", help=text, description=text)
+
+
+def _configure_average(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", help="weights folders (RUN/best) or training checkpoints (RUN/last.pt)")
     parser.add_argument("--out", required=True, help="weights folder to write (config.json, model.safetensors)")
     parser.set_defaults(handler=_average)
-    parser = subparsers.add_parser("train-bench", help="training images/s per model, thread count and memory format")
+
+
+def _configure_train_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", nargs="+", default=["eff_resnet18", "shufflenet_v2"])
     parser.add_argument("--input-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
     parser.set_defaults(handler=_train_bench)
+
+
+def register(subparsers: Any) -> None:
+    """Add the research training commands to the ``tsnet`` command."""
+    helps = {
+        "train-teacher": "train the EFF-ResNet18 teacher (paper recipe by default)",
+        "train-student": "train the ShuffleNetV2 student alone (the ablation baseline)",
+        "distill": "distill the student from a trained teacher with the Eq. 9 loss",
+    }
+    for command, text in helps.items():
+        subparsers.add_command(command, _configure_training(command), help=text, description=text)
+    subparsers.add_command(
+        "evaluate", _configure_evaluate, help="accuracy, precision, recall, AUC, per-class, params, FLOPs, speed"
+    )
+    subparsers.add_command(
+        "report", _configure_report, help="the paper's Tables I-IV from measured runs -> docs/RESULTS.md"
+    )
+    text = "uniform weight average of checkpoints of one model (a run's best and last epochs, a warm restart)"
+    subparsers.add_command("average", _configure_average, help=text, description=text)
+    subparsers.add_command(
+        "train-bench", _configure_train_bench, help="training images/s per model, thread count and memory format"
+    )
