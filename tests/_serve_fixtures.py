@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -87,18 +85,3 @@ def upload(url: str, path: Path, cookies: dict[str, str] | None = None) -> dict[
         response = httpx.post(url + "gradio_api/upload", files={"files": handle}, cookies=cookies, timeout=60)
     response.raise_for_status()
     return {"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
-
-
-def big_photo(path, size: tuple[int, int] = (1920, 1080)):  # noqa: ANN001, ANN201
-    """A 1920x1080 JPEG with two faces (scikit-image's astronaut, public domain, and her mirror image)."""
-    from skimage import data
-
-    face = Image.fromarray(data.astronaut())
-    canvas = Image.new("RGB", size, (200, 205, 210))
-    rng = np.random.default_rng(0)
-    noise = rng.integers(0, 30, (size[1], size[0], 3), dtype=np.uint8)
-    canvas = Image.fromarray(np.clip(np.asarray(canvas, dtype=np.int16) - noise, 0, 255).astype(np.uint8))
-    canvas.paste(face, (180, 300))
-    canvas.paste(face.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (size[0] - 180 - face.width, 250))
-    canvas.save(path, quality=92)
-    return path

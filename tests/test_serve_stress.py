@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from gradio_client import Client, handle_file
 
-from tests._serve_fixtures import big_photo
 from tests._webapp_fixtures import LiveApp, launch, pattern_pngs
+from webapp.load_bench import format_report, run, two_face_photo
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 CLIENTS = 3
@@ -44,11 +44,14 @@ def _same(answer: list[tuple[list[float], dict[str, float]]], reference: list[tu
 
 
 def test_concurrent_large_predicts_and_an_import_keep_the_server_up_and_right(app: LiveApp, tmp_path: Path) -> None:
-    photo = big_photo(tmp_path / "crowd.jpg")
+    photo = two_face_photo(tmp_path / "crowd.jpg")
     reference_client = Client(app.url, verbose=False)
     reference = _faces(reference_client.predict(handle_file(str(photo)), False, api_name="/predict")[4])
     assert len(reference) == 2, "the test photo should show two faces"
-    imports = [*pattern_pngs(tmp_path / "import", 4, seed=41), big_photo(tmp_path / "crowd-import.jpg", (1600, 900))]
+    imports = [
+        *pattern_pngs(tmp_path / "import", 4, seed=41),
+        two_face_photo(tmp_path / "crowd-import.jpg", (1600, 900)),
+    ]
     clients = [Client(app.url, verbose=False) for _ in range(CLIENTS)]
     importer = Client(app.url, verbose=False)
 
@@ -75,3 +78,11 @@ def test_concurrent_large_predicts_and_an_import_keep_the_server_up_and_right(ap
     assert sorted(count or 0 for count in faces_found)[-1] == 2  # the crowd photo's two faces, found mid-load
     after = _faces(reference_client.predict(handle_file(str(photo)), False, api_name="/predict")[4])
     _same(after, reference)  # still up, still the same answer
+
+
+def test_the_load_benchmark_measures_a_live_server(app: LiveApp) -> None:
+    """A small run of the benchmark's measurement (its figures are printed by the command, never asserted)."""
+    result = run(requests=2, clients=2, import_images=1, url=app.url)
+    assert result["all_correct"] and result["server_alive"] and result["faces"] == 2, format_report(result)
+    assert result["requests_per_second"] > 0 and result["latency_ms"]["p95"] >= result["latency_ms"]["p50"] > 0
+    assert "Imported 1 new image(s)" in result["import_report"]
