@@ -4,8 +4,8 @@ Every module here imports only the standard library at import time: what a comma
 handler (or, for flags derived from library defaults, when that command is parsed).
 """
 
-from . import label, predict, retrain, serve, space, training
+from . import explain, label, predict, retrain, serve, space, training
 
 __all__ = ["GROUPS"]
 
-GROUPS = (training, predict, label, retrain, space, serve)
+GROUPS = (training, predict, explain, label, retrain, space, serve)
