@@ -278,7 +278,8 @@ class AnnotationStore:
                 self._join_group(db, image_id, group)
             targets = [image_id] + [r[0] for r in db.execute("SELECT id FROM images WHERE parent = ?", [image_id])]
             written = sum(
-                self._insert_label(db, target, label, annotator, origin, uuid.uuid4().hex, True) is not None
+                self._insert_label(db, target, label, annotator, origin, uuid.uuid4().hex, True, searched=added)
+                is not None
                 for target in targets
                 for label, annotator in votes
             )
@@ -308,14 +309,21 @@ class AnnotationStore:
         }
 
     def _near_duplicate_group(self, digest: bytes, image_id: str) -> str | None:
-        """The split group of the nearest stored near-duplicate of a crop with hash ``digest``, if any."""
+        """The split group of a stored near-duplicate of a crop with hash ``digest``, if any.
+
+        The nearest one whose group already has a split wins (so the new image lands with it), else the nearest.
+        """
         with self._lock:
             retrying(lambda: self._refresh_hashes(self.db))
-            for other in self._hashes.near(digest, exclude=image_id, most=1):
+            groups = []
+            for other in self._hashes.near(digest, exclude=image_id):
                 rows = self._read("SELECT coalesce(split_group, id) AS grp FROM images WHERE id = ?", [other])
                 if rows:
-                    return rows[0]["grp"]
-        return None
+                    groups.append(rows[0]["grp"])
+            for group in groups:
+                if retrying(lambda group=group: self._group_split(self.db, group)) is not None:
+                    return group
+        return groups[0] if groups else None
 
     def _refresh_hashes(self, db: sqlite_utils.Database) -> None:
         rows = db.execute(
@@ -348,13 +356,16 @@ class AnnotationStore:
         ).fetchone()
         return row[0] if row else None
 
-    def _split_for(self, db: sqlite_utils.Database, image_id: str, label: str) -> str:
-        """The split of an image's group (or of a near-duplicate's), else the stratified choice for ``label``."""
+    def _split_for(self, db: sqlite_utils.Database, image_id: str, label: str, searched: bool = False) -> str:
+        """The split of an image's group (or of a near-duplicate's), else the stratified choice for ``label``.
+
+        ``searched``: the image was added in this transaction, its near-duplicates looked up just before.
+        """
         group, digest = db.execute(
             "SELECT coalesce(split_group, id), phash FROM images WHERE id = ?", [image_id]
         ).fetchone()
         split = self._group_split(db, group)
-        if split is None and digest is not None:
+        if split is None and digest is not None and not searched:
             self._refresh_hashes(db)
             for other in self._hashes.near(digest, exclude=image_id):
                 (theirs,) = db.execute("SELECT coalesce(split_group, id) FROM images WHERE id = ?", [other]).fetchone()
@@ -463,6 +474,7 @@ class AnnotationStore:
         origin: str,
         uid: str,
         only_if_new: bool,
+        searched: bool = False,
     ) -> int | None:
         if (
             only_if_new
@@ -481,7 +493,7 @@ class AnnotationStore:
         if db.execute("SELECT split FROM images WHERE id = ?", [image_id]).fetchone()[0] is None:
             db.execute(
                 "UPDATE images SET split = ?, split_class = ?, split_at = ? WHERE id = ? AND split IS NULL",
-                [self._split_for(db, image_id, label), label, _now(), image_id],
+                [self._split_for(db, image_id, label, searched), label, _now(), image_id],
             )
         return int(event_id)
 
