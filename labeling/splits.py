@@ -20,6 +20,16 @@ train, test, train - after which all deficits are exactly 0 again, and inside th
 
 Consequence worth knowing: counts by *current* label can drift when images are relabelled across
 classes (the split stays where it was, by design); counts by first label never drift.
+
+Groups
+------
+Images that belong together share one split (``labeling.groups``): near-duplicates found by a perceptual
+hash, and images the user puts in one group (``--group-by``, a CSV's group column). An image whose group
+(or a near-duplicate's group) already has a split takes that split; only a group's first labelled image is
+placed by the rule above, with its class as the stratum and the counts of images already in each split, so
+the 6:2:2 balance is kept at group level as well as group sizes allow (20 equal groups: 12/4/4). It stays
+deterministic - the same arrivals give the same splits - and uses no random state. Singleton images (the
+common case) behave exactly as before, so the within-one-image guarantee holds for them.
 """
 
 from __future__ import annotations
