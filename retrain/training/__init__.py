@@ -9,7 +9,7 @@ The retrain job uses::
     best = run_training(TrainConfig(architecture="shufflenet_v2", train_data="", out="run"), train_set=faces)
 """
 
-from .averaging import average_checkpoints, checkpoint_label, read_checkpoint
+from .averaging import average_checkpoints
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .evaluation import evaluate_classifier, evaluate_dataset, format_report
@@ -24,7 +24,6 @@ __all__ = [
     "TrainConfig",
     "TrainingCancelled",
     "average_checkpoints",
-    "checkpoint_label",
     "distributed_context",
     "evaluate_classifier",
     "evaluate_dataset",
@@ -32,7 +31,6 @@ __all__ = [
     "experiment_plan",
     "format_report",
     "load_dataset",
-    "read_checkpoint",
     "read_history",
     "recorded_training_hours",
     "run_training",

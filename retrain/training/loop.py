@@ -67,7 +67,7 @@ class _Progress:
     """Where a run stands: the next epoch, the best monitored accuracy so far and the per-epoch records."""
 
     start_epoch: int = 0
-    best_accuracy: float = -1.0
+    best_accuracy: float = -math.inf  # without validation faces the monitored "accuracy" is -train_loss
     history: list[dict] = field(default_factory=list)
 
 

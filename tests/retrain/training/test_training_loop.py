@@ -95,6 +95,11 @@ def test_soft_targets_mode_trains(tiny_data, tmp_path):
     assert _log(tmp_path / "soft")[0]["train_loss"] > 0
 
 
+def test_run_without_validation_faces_keeps_best_weights(tiny_data, tmp_path):
+    best = run_training(_config(tiny_data, tmp_path / "no-val", val_data=None, epochs=1), log=lambda *_: None)
+    assert load_classifier(best).labels == LABELS  # selected on the training loss, whatever its size
+
+
 def test_cli_trains_and_evaluates(tiny_data, tmp_path):
     train, val = tiny_data
     out = tmp_path / "cli"
