@@ -46,7 +46,8 @@ def _same(answer: list[tuple[list[float], dict[str, float]]], reference: list[tu
 def test_concurrent_large_predicts_and_an_import_keep_the_server_up_and_right(app: LiveApp, tmp_path: Path) -> None:
     photo = two_face_photo(tmp_path / "crowd.jpg")
     reference_client = Client(app.url, verbose=False)
-    reference = _faces(reference_client.predict(handle_file(str(photo)), False, api_name="/predict")[4])
+    answer = reference_client.predict(handle_file(str(photo)), False, api_name="/predict")
+    reference, reference_cam = _faces(answer[4]), Path(answer[2]).read_bytes()
     assert len(reference) == 2, "the test photo should show two faces"
     imports = [
         *pattern_pngs(tmp_path / "import", 4, seed=41),
@@ -55,9 +56,9 @@ def test_concurrent_large_predicts_and_an_import_keep_the_server_up_and_right(ap
     clients = [Client(app.url, verbose=False) for _ in range(CLIENTS)]
     importer = Client(app.url, verbose=False)
 
-    def predicts(client: Client) -> list[Any]:
+    def predicts(client: Client) -> list[tuple[dict[str, Any], bytes]]:
         jobs = [client.submit(handle_file(str(photo)), False, api_name="/predict") for _ in range(PREDICTS_PER_CLIENT)]
-        return [job.result(timeout=300)[4] for job in jobs]
+        return [(answer[4], Path(answer[2]).read_bytes()) for answer in (job.result(timeout=300) for job in jobs)]
 
     def imported() -> str:
         return importer.predict([handle_file(str(path)) for path in imports], False, "stress", api_name="/import")
@@ -65,13 +66,14 @@ def test_concurrent_large_predicts_and_an_import_keep_the_server_up_and_right(ap
     with ThreadPoolExecutor(CLIENTS + 1) as pool:
         import_answer = pool.submit(imported)
         answers = [pool.submit(predicts, client) for client in clients]
-        results = [details for future in answers for details in future.result(timeout=600)]
+        results = [result for future in answers for result in future.result(timeout=600)]
         report = import_answer.result(timeout=600)
 
     assert len(results) == CLIENTS * PREDICTS_PER_CLIENT
-    for details in results:
+    for details, cam in results:
         assert details["version"] == "base"
         _same(_faces(details), reference)
+        assert cam == reference_cam  # Grad-CAM of each face unchanged by the requests beside it
     assert f"Imported {len(imports)} new image(s)" in report, report
     store = app.services.store
     faces_found = [store.image(image_id).face_count for image_id in store.image_ids()]

@@ -84,10 +84,9 @@ class Handlers:
     # -- predict -------------------------------------------------------------------------------------
     def _explain(self, classifier: Any, faces: list[Face], own_label: bool) -> str | None:
         panels = []
-        with self.services.cam_lock:
-            for number, face in enumerate(faces[:MAX_EXPLAINED_FACES], start=1):
-                heat, name = classifier.gradcam.crop_heatmap(face.aligned_crop, None if own_label else face.label)
-                panels.append((overlay_heatmap(face.aligned_crop, heat), f"{number}. {name}"))
+        for number, face in enumerate(faces[:MAX_EXPLAINED_FACES], start=1):  # core.explain locks per explainer
+            heat, name = classifier.gradcam.crop_heatmap(face.aligned_crop, None if own_label else face.label)
+            panels.append((overlay_heatmap(face.aligned_crop, heat), f"{number}. {name}"))
         return self.outputs.save(render.cam_strip(panels))
 
     @staticmethod

@@ -8,7 +8,6 @@ temporary data directory, ``tsnet serve`` and the Space build it from the enviro
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +52,7 @@ class Services:
     examples: list[Path] = field(default_factory=list)
     sessions: SessionBook = field(default_factory=SessionBook)
     sign_ins: SignInThrottle = field(default_factory=SignInThrottle)  # failed sign-ins per name and address
-    # Until core.explain guards its CAM objects itself: one explanation at a time
-    cam_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Grad-CAM needs no lock here: each classifier's explainer serialises its own calls (core.explain)
 
     @property
     def registry(self) -> Any:
