@@ -15,6 +15,7 @@ import threading
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from core import load_classifier
 from tests._face_fixtures import astronaut, encode, student_folder_fixture, tiled_astronauts  # noqa: F401
@@ -27,7 +28,8 @@ def photos(tmp_path):
     folder.mkdir()
     astronaut().save(folder / "astronaut.jpg")
     tiled_astronauts(2, 1).save(folder / "pair.png")
-    (folder / "landscape.png").write_bytes(encode(astronaut().resize((64, 64)).resize((640, 480))))
+    sky = np.tile(np.linspace(40, 220, 640, dtype=np.uint8), (480, 1))  # a smooth gradient: no face anywhere
+    (folder / "landscape.png").write_bytes(encode(Image.fromarray(np.stack([sky] * 3, axis=-1))))
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "notes.png").write_text("not a picture")
     return folder
