@@ -94,14 +94,25 @@ def launch(root: Path, users: str | None = None) -> Iterator[LiveApp]:
         settings = Settings(home=home, users=Settings.from_env().users if users is None else _users(users))
         services = load_services(settings)
         demo = build_demo(services)
-        demo.launch(
-            server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, show_error=True
-        )
+        _launch_on_a_free_port(demo)
         try:
             yield LiveApp(demo.local_url.rstrip("/") + "/", services, home)
         finally:
             demo.close()
             services.store.close()
+
+
+def _launch_on_a_free_port(demo: object, attempts: int = 5) -> None:
+    """Launch on a port that was free a moment ago; another process may take it first, so try a fresh one."""
+    for attempt in range(attempts):
+        try:
+            demo.launch(  # type: ignore[attr-defined]
+                server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, show_error=True
+            )
+            return
+        except OSError:
+            if attempt + 1 == attempts:
+                raise
 
 
 def _users(text: str) -> dict[str, str]:

@@ -53,7 +53,7 @@ def browser() -> Iterator[object]:
 def page(browser, app: LiveApp):  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(180_000)  # generous: two shared CPU cores run server and browser
     page.goto(app.url)
     page.get_by_role("tab", name="Predict").first.wait_for()
     yield page
@@ -160,7 +160,7 @@ def test_retrain_progress_survives_reload_and_adds_a_version(page, app: LiveApp)
     if "running" in job_text:
         assert page.locator("#retrain-btn").is_disabled()
         shot(page, "retrain-running")
-    page.locator("#retrain-status").get_by_text("Stage: succeeded").wait_for(timeout=300_000)
+    page.locator("#retrain-status").get_by_text("Stage: succeeded").wait_for(timeout=900_000)
     page.locator("#retrain-status").get_by_text("Candidate version").wait_for()
     assert "v1" in page.locator("#retrain-status").inner_text()
     page.wait_for_function("() => (document.querySelector('#comparison')?.innerText || '').includes('store_test')")
