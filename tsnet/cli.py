@@ -12,6 +12,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from .commands import GROUPS
+
 __all__ = ["LazySubcommands", "build_parser", "main"]
 
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -47,8 +49,6 @@ class LazySubcommands(argparse._SubParsersAction):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import GROUPS
-
     parser = argparse.ArgumentParser(
         prog="tsnet",
         description="T-SNet Studio: fast, small facial expression recognition",
