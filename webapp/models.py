@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +26,11 @@ from core.classifier import shipped_weights_folder
 
 from .settings import Settings
 
-__all__ = ["ModelSnapshot", "ModelUnavailable", "ServedModels", "weights_folder"]
+__all__ = ["RETRY_SECONDS", "ModelSnapshot", "ModelUnavailable", "ServedModels", "weights_folder"]
 
 log = logging.getLogger(__name__)
 _LOAD_ATTEMPTS = 3  # a promote may rename the hand-placed base folder while we read it: look again
+RETRY_SECONDS = 30.0  # how often a version that failed to load is tried again
 
 
 class ModelUnavailable(FileNotFoundError):
@@ -54,10 +56,13 @@ class ModelSnapshot:
     version: str
 
 
-def _warm(classifier: Classifier | None) -> None:
-    """Build the lazily created detector and Grad-CAM now, before any request can race to build them."""
-    if classifier is not None:
-        _ = classifier.face_detector, classifier.gradcam
+def _warm(classifier: Classifier) -> None:
+    """Build the student's lazily created detector and Grad-CAM (every prediction uses both) before it serves.
+
+    The teacher's Grad-CAM is left to its first use: only "explain with the teacher" needs it, and building
+    it (a private model copy) is the slow part of a swap. Two requests building one at once waste work only.
+    """
+    _ = classifier.face_detector, classifier.gradcam
 
 
 def _load(folder: Path | None) -> Classifier | None:
@@ -67,11 +72,14 @@ def _load(folder: Path | None) -> Classifier | None:
 class ServedModels:
     """The current :class:`ModelSnapshot`, following ``registry`` unless the settings pin a student folder."""
 
-    def __init__(self, settings: Settings, registry: Any = None, on_swap: Callable[[ModelSnapshot], None] = None):
+    def __init__(
+        self, settings: Settings, registry: Any = None, on_swap: Callable[[ModelSnapshot], None] | None = None
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.on_swap = on_swap
         self._lock = threading.Lock()
+        self._failed: tuple[str, float] | None = None  # a version that would not load, and when it was tried
         self._snapshot = self._build(self._registry_version())
         if on_swap is not None:
             on_swap(self._snapshot)
@@ -92,42 +100,57 @@ class ServedModels:
     def _folders(self, version: str | None) -> tuple[Path | None, Path | None]:
         settings, home = self.settings, self.settings.home
         if version is None:  # pinned, or no registry: explicit folder, served link, shipped default
-            return weights_folder(home, "student", settings.student_path), weights_folder(
-                home, "teacher", settings.teacher_path
-            )
+            student = weights_folder(home, "student", settings.student_path)
+            return student, weights_folder(home, "teacher", settings.teacher_path)
         teacher = settings.teacher_path or self.registry.weights_folder(version, "teacher")
         return Path(self.registry.weights_folder(version, "student")), Path(teacher)
 
+    def _load(self, version: str | None) -> ModelSnapshot:
+        student_folder, teacher_folder = self._folders(version)
+        student = _load(student_folder)
+        if student is None:
+            raise ModelUnavailable(
+                f"no student model to serve: neither {self.settings.home / 'served' / 'student'} nor "
+                f"{shipped_weights_folder('student')} holds a weights folder (config.json + model.safetensors). "
+                "Train one (tsnet train ...), point TSNET_STUDENT at a folder, or install a package with shipped "
+                "weights."
+            )
+        teacher = _load(teacher_folder)
+        _warm(student)
+        return ModelSnapshot(student, teacher, version or student.version)
+
     def _build(self, version: str | None) -> ModelSnapshot:
-        for attempt in range(_LOAD_ATTEMPTS):
-            student_folder, teacher_folder = self._folders(version)
+        """Load ``version``; when its folder moves mid-load (a promote adopting the base folder), ask again."""
+        for _ in range(_LOAD_ATTEMPTS - 1):
             try:
-                student = _load(student_folder)
-                if student is None:
-                    raise ModelUnavailable(
-                        f"no student model to serve: neither {self.settings.home / 'served' / 'student'} nor "
-                        f"{shipped_weights_folder('student')} holds a weights folder (config.json + "
-                        "model.safetensors). Train one (tsnet train ...), point TSNET_STUDENT at a folder, or "
-                        "install a package with shipped weights."
-                    )
-                teacher = _load(teacher_folder)
+                return self._load(version)
+            except ModelUnavailable:
+                raise
             except FileNotFoundError:
-                if attempt + 1 == _LOAD_ATTEMPTS or version is None:
+                if version is None:
                     raise
-                version = self._registry_version() or version  # the folder moved under us: ask again
-                continue
-            _warm(student)
-            _warm(teacher)
-            return ModelSnapshot(student, teacher, version or student.version)
-        raise AssertionError("unreachable")
+                version = self._registry_version() or version
+        return self._load(version)
 
     def current(self) -> ModelSnapshot:
-        """The snapshot to answer with, reloaded first when the registry now serves another version."""
+        """The snapshot to answer with, reloaded first when the registry now serves another version.
+
+        A version that fails to load is retried at most every ``RETRY_SECONDS``; meanwhile the loaded snapshot
+        keeps answering (and reports its own version, so answers stay truthful).
+        """
         snapshot = self._snapshot
         wanted = self._registry_version()
         if wanted is None or wanted == snapshot.version:
             return snapshot
-        return self._swap(wanted)
+        failed = self._failed
+        if failed is not None and failed[0] == wanted and time.monotonic() - failed[1] < RETRY_SECONDS:
+            return snapshot
+        try:
+            return self._swap(wanted)
+        except Exception:
+            log.exception("model version %s could not be loaded; still serving %s", wanted, snapshot.version)
+            self._failed = (wanted, time.monotonic())
+            return self._snapshot
 
     def reload(self) -> ModelSnapshot:
         """Load what the registry (or the pinned folders) serve now, even when the version looks unchanged."""
@@ -139,6 +162,7 @@ class ServedModels:
                 return self._snapshot
             snapshot = self._build(wanted)
             self._snapshot = snapshot  # one reference assignment: readers see the old or the new, never a mix
+            self._failed = None
             log.info("serving model version %s", snapshot.version)
         if self.on_swap is not None:
             self.on_swap(snapshot)

@@ -8,6 +8,7 @@ temporary data directory, ``tsnet serve`` and the Space build it from the enviro
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ def load_services(settings: Settings | None = None, with_retrain: bool = True) -
     return Services(settings, store, models, retrain, write_examples(home / "examples"))
 
 
-def _store_follows(store: AnnotationStore):  # noqa: ANN202
+def _store_follows(store: AnnotationStore) -> Callable[[ModelSnapshot], None]:
     """Keep the store's default queue models on the served snapshot (handlers pass theirs explicitly)."""
 
     def follow(snapshot: ModelSnapshot) -> None:
