@@ -68,7 +68,8 @@ def _start_server(home: Path, port: int, log: Path, timeout: float) -> subproces
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"tsnet serve exited with code {server.returncode}; its output is in {log}")
+            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+            raise RuntimeError(f"tsnet serve exited with code {server.returncode}; it said: " + " | ".join(tail))
         try:
             if httpx.get(f"http://127.0.0.1:{port}/config", timeout=5).status_code == 200:
                 return server
@@ -76,7 +77,7 @@ def _start_server(home: Path, port: int, log: Path, timeout: float) -> subproces
             pass
         time.sleep(0.5)
     server.kill()
-    raise RuntimeError(f"tsnet serve did not answer within {timeout:.0f} s; its output is in {log}")
+    raise RuntimeError(f"tsnet serve did not answer within {timeout:.0f} s")
 
 
 def _faces(details: dict[str, Any]) -> list[tuple[list[float], dict[str, float]]]:
