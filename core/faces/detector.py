@@ -11,7 +11,6 @@ orientation applied), so a caller can draw them on the image it shows.
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import queue
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..face_models import face_models_file
 from ..images import to_rgb
 
 __all__ = [
@@ -78,16 +78,8 @@ HOG_WINDOW = 80  # px: the smallest face dlib's HOG detector finds without upsam
 
 
 def landmark_model_path() -> Path:
-    """The 5-point model shipped in the ``face-recognition-models`` wheel, found without importing it."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the face-recognition-models package is not installed (pip install face-recognition-models)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / LANDMARK_MODEL_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{LANDMARK_MODEL_NAME} not found at {path}")
-    return path
+    """The 5-point model shipped in the ``face-recognition-models`` wheel."""
+    return face_models_file(LANDMARK_MODEL_NAME)
 
 
 _LOAD_LOCK = threading.Lock()

@@ -12,7 +12,6 @@ per-channel ``affine`` layers by dlib, kept here as :class:`Affine2d`. The weigh
 
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..face_models import face_models_file
 from .dlib_format import DlibFormatError, DlibNetwork, LayerRecord, read_dlib_network
 
 __all__ = [
@@ -141,17 +141,8 @@ class DlibFaceResNet(nn.Module):
 
 
 def dlib_model_path() -> Path:
-    """``dlib_face_recognition_resnet_model_v1.dat`` from the face-recognition-models wheel, found without
-    importing the package (its ``__init__`` needs pkg_resources)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the face-recognition-models package is not installed (pip install face-recognition-models)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / RECOGNITION_MODEL_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{RECOGNITION_MODEL_NAME} is missing from the face-recognition-models package")
-    return path
+    """``dlib_face_recognition_resnet_model_v1.dat`` from the face-recognition-models wheel."""
+    return face_models_file(RECOGNITION_MODEL_NAME)
 
 
 def _expected_layers(model: DlibFaceResNet) -> list[tuple[str, str | None, nn.Module | None]]:
