@@ -83,8 +83,10 @@ class CamRecipe:
             raise ValueError("a CAM recipe needs at least one target stride and an upsample factor of 1 or more")
 
 
-# the measured choice (core.explain_bench on 150 FER+ validation faces, both shipped models)
-DEFAULT_RECIPE = CamRecipe(method="layercam", strides=(8,))
+# The measured choice (core.explain_bench, 150 FER+ validation faces, both shipped models): HiResCAM (gradient x
+# activation per position, no spatial averaging) on the stride-8 stage, 8x8 at 64 px. Effective grid 8 for both
+# (2 before); deletion score 2.9 student, 3.3 teacher (2.8 and 1.8 with Grad-CAM on the last layer).
+DEFAULT_RECIPE = CamRecipe(method="hirescam", strides=(8,))
 
 
 def target_layer(model: nn.Module, architecture: str) -> nn.Module:
