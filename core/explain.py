@@ -12,6 +12,7 @@ activations the CAM object holds between forward and backward.
 from __future__ import annotations
 
 import copy
+import math
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -40,11 +41,17 @@ __all__ = [
 ]
 
 # architecture name in config.json -> attribute holding the last spatial feature map
-TARGET_LAYERS: dict[str, str] = {"shufflenet_v2": "conv5", "eff_resnet18": "ffe2", "resnet18": "layer4"}
+TARGET_LAYERS: dict[str, str] = {
+    "shufflenet_v2": "conv5",
+    "eff_resnet18": "ffe2",
+    "eff_face_resnet": "ffe2",
+    "resnet18": "layer4",
+}
 # architecture -> its stages, shallow to deep (other architectures: their top-level children are probed)
 FEATURE_STAGES: dict[str, tuple[str, ...]] = {
     "shufflenet_v2": ("maxpool", "stage2", "stage3", "stage4", "conv5"),
     "eff_resnet18": ("layer1", "layer2", "ffe1", "ffe2"),
+    "eff_face_resnet": ("level4", "level3", "level2", "ffe1", "ffe2"),  # unpadded dlib convs: strides ~5, 9, 21, 32
     "resnet18": ("layer1", "layer2", "layer3", "layer4"),
 }
 # recipe method -> pytorch-grad-cam class name
@@ -97,25 +104,30 @@ def target_layer(model: nn.Module, architecture: str) -> nn.Module:
         raise ValueError(f"no Grad-CAM target layer known for {architecture!r}; add it to TARGET_LAYERS") from None
 
 
-def feature_stages(model: nn.Module, architecture: str, input_size: int, in_chans: int = 1) -> dict[int, str]:
-    """Output stride -> name of the deepest stage with that stride, found by one probing forward."""
-    names = FEATURE_STAGES.get(architecture) or tuple(name for name, _ in model.named_children())
+def _probe_sides(model: nn.Module, names: tuple[str, ...], input_size: int, in_chans: int) -> dict[str, int]:
+    """Name -> spatial side of that module's 4D output (> 1 px) in one forward of a blank ``input_size`` image."""
     sides: dict[str, int] = {}
     hooks = []
     for name in names:
-        module = model.get_submodule(name)
 
         def record(_module: nn.Module, _inputs: object, output: object, name: str = name) -> None:
             if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-1] > 1:
                 sides[name] = int(output.shape[-1])
 
-        hooks.append(module.register_forward_hook(record))
+        hooks.append(model.get_submodule(name).register_forward_hook(record))
     try:
         with torch.no_grad():
             model(torch.zeros(1, in_chans, input_size, input_size))
     finally:
         for hook in hooks:
             hook.remove()
+    return sides
+
+
+def feature_stages(model: nn.Module, architecture: str, input_size: int, in_chans: int = 1) -> dict[int, str]:
+    """Output stride -> name of the deepest stage with that stride, found by one probing forward."""
+    names = FEATURE_STAGES.get(architecture) or tuple(name for name, _ in model.named_children())
+    sides = _probe_sides(model, names, input_size, in_chans)
     by_stride: dict[int, str] = {}
     for name in names:  # shallow to deep: a deeper stage of the same stride wins
         if name in sides:
@@ -125,14 +137,24 @@ def feature_stages(model: nn.Module, architecture: str, input_size: int, in_chan
     return by_stride
 
 
+def _nearest_stage(stages: dict[int, str], stride: int) -> str | None:
+    """The stage of exactly ``stride``, else the one nearest it within a factor of 1.5 (finer on a tie)."""
+    if stride in stages:
+        return stages[stride]
+    distance = {available: abs(math.log(available / stride)) for available in stages}
+    best = min(sorted(distance), key=distance.__getitem__)
+    return stages[best] if distance[best] <= math.log(1.5) else None
+
+
 def _recipe_layers(model: nn.Module, architecture: str, input_size: int, in_chans: int, recipe: CamRecipe) -> list[str]:
     stages = feature_stages(model, architecture, input_size, in_chans)
-    missing = [stride for stride in recipe.strides if stride not in stages]
+    names = [_nearest_stage(stages, stride) for stride in recipe.strides]
+    missing = [stride for stride, name in zip(recipe.strides, names) if name is None]
     if missing:
         raise ValueError(
             f"{architecture} has no feature map of stride {missing} at {input_size} px; it has {sorted(stages)}"
         )
-    return [stages[stride] for stride in recipe.strides]
+    return [name for name in names if name is not None]
 
 
 @dataclass
@@ -164,7 +186,9 @@ class GradCamExplainer:
             parameter.requires_grad_(True)
         self.target_names = _recipe_layers(model, config.architecture, config.input_size, config.in_chans, self.recipe)
         # side of each target map at the explaining input: the finest one bounds the map's detail
-        self.target_sides = [config.input_size * self.recipe.upsample // stride for stride in self.recipe.strides]
+        explaining_size = config.input_size * self.recipe.upsample
+        sides = _probe_sides(model, tuple(self.target_names), explaining_size, config.in_chans)
+        self.target_sides = [sides[name] for name in self.target_names]
         cam_class = getattr(pytorch_grad_cam, CAM_METHODS[self.recipe.method])
         self._cam = cam_class(model=model, target_layers=[model.get_submodule(name) for name in self.target_names])
         self._lock = threading.Lock()
