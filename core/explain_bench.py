@@ -274,6 +274,8 @@ def explain_bench(
     ``models`` are names or folders for ``load_classifier`` (or loaded classifiers); ``options=True``
     measures every recipe of :data:`OPTIONS`, a sequence measures those recipes.
     """
+    if fill not in FILLS:
+        raise ValueError(f"unknown fill {fill!r}; choose one of {FILLS}")
     crops = load_crops(folder, limit)
     recipes = list(OPTIONS) if options is True else list(options or [])
     report: dict[str, Any] = {
