@@ -19,7 +19,7 @@ import torch.nn as nn
 from ._registry import register_model
 from ._stems import check_stem
 from .dlib_resnet import DLIB_INPUT_SCALE, DLIB_MEAN_RGB, DlibFaceResNet
-from .teacher import FFEModule
+from .teacher import FFEModule, init_conv_bn
 
 __all__ = ["DlibInput", "EFFFaceResNet", "eff_face_resnet"]
 
@@ -73,12 +73,7 @@ class EFFFaceResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(ffe_channels[1], num_classes)
-        for module in (*self.ffe1.modules(), *self.ffe2.modules()):
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_conv_bn((*self.ffe1.modules(), *self.ffe2.modules()))
 
     def face_features(self, x: torch.Tensor) -> torch.Tensor:
         """The face-trained stages' 128-channel map (1/16 of the input side)."""

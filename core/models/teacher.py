@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn as nn
 from torchvision.models.resnet import BasicBlock
@@ -18,6 +20,16 @@ def _conv_bn_relu(in_channels: int, out_channels: int, kernel: int = 3, stride: 
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     )
+
+
+def init_conv_bn(modules: Iterable[nn.Module]) -> None:
+    """He init for convolutions, unit/zero batch norms: the teachers' fresh layers start alike."""
+    for module in modules:
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
 
 
 class FFEModule(nn.Module):
@@ -93,12 +105,7 @@ class EFFResNet18(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(ffe_channels[1], num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_conv_bn(self.modules())
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.ffe2(self.ffe1(self.layer2(self.layer1(self.stem(x)))))
