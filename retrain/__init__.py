@@ -1,4 +1,5 @@
-"""Retraining: training loops, evaluation, the retrain job, the model registry and publishing to the Hub.
+"""Retraining: research training (``training/``), the product's retrain loop (``jobs/``), the model registry
+(``registry/``) and the Hugging Face Hub (``hub/``).
 
 The app uses::
 
@@ -11,8 +12,8 @@ The app uses::
 """
 
 from .jobs import JobAlreadyRunning, JobInfo
+from .jobs.service import RetrainService
 from .registry import ModelRegistry
-from .service import RetrainService
 from .settings import PromotionRules, RetrainSettings
 
 __all__ = ["JobAlreadyRunning", "JobInfo", "ModelRegistry", "PromotionRules", "RetrainService", "RetrainSettings"]

@@ -291,7 +291,7 @@ def push_space(
     commit_message: str | None = None,
 ) -> Any:
     """Upload a built bundle to the Space ``repo_id`` as one commit (created if missing); token: arg or HF_TOKEN."""
-    from retrain.publish import push_folder
+    from retrain.hub.transport import push_folder
 
     folder = Path(folder)
     if not (folder / "app.py").is_file() or not (folder / CONFIG_NAME).is_file():

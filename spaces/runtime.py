@@ -280,7 +280,7 @@ def restore_store(home: Path, repo_id: str, api: HfApi) -> list[str]:
     if not api.repo_exists(repo_id, repo_type="dataset"):
         logger.info("Data repo %s does not exist yet: starting with an empty store", repo_id)
         return []
-    from retrain.publish import pull_folder
+    from retrain.hub.transport import pull_folder
 
     restored = []
     with tempfile.TemporaryDirectory(dir=home.parent, prefix=".tsnet-restore-") as temporary:

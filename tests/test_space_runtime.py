@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 
-from retrain.publish import push_folder
+from retrain.hub.transport import push_folder
 from spaces.runtime import (
     choose_home,
     fetch_published_weights,

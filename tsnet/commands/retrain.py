@@ -35,13 +35,13 @@ def _retrain(args: argparse.Namespace) -> int:
 
     settings = RetrainSettings.from_env(epochs=args.epochs, push_repo=args.push)
     if args.bench:
-        from retrain.bench import run_bench
+        from retrain.jobs.bench import run_bench
 
         note_data_folder("retrain", settings.home)  # the served version the bench starts from
         return run_bench(settings, images=args.bench_images, report=args.bench_json)
-    from retrain.foreground import claim_job
     from retrain.jobs import JobAlreadyRunning
-    from retrain.promotion import format_comparison
+    from retrain.jobs.foreground import claim_job
+    from retrain.jobs.promotion import format_comparison
 
     try:
         job = claim_job(settings, epochs=args.epochs, push_repo=args.push)

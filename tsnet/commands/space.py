@@ -49,7 +49,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _run_push(args: argparse.Namespace) -> int:
-    from retrain.publish import PublishError
+    from retrain.hub.transport import PublishError
     from spaces.bundle import push_space
 
     try:

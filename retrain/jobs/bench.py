@@ -20,12 +20,12 @@ from core.data import read_labelled_folder
 from core.weights import read_config
 from labeling import AnnotationStore
 
+from ..registry import BASE_VERSION, ModelRegistry
+from ..settings import RetrainSettings
 from .datasets import replay_files
-from .jobs import JobStore
+from .execute import execute_job
 from .promotion import format_comparison
-from .registry import BASE_VERSION, ModelRegistry
-from .runner import execute_job
-from .settings import RetrainSettings
+from .state import JobStore
 
 __all__ = ["run_bench"]
 

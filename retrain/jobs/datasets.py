@@ -12,7 +12,7 @@ import torch
 from core.data import load_gray_images, read_labelled_folder
 from labeling import AnnotationStore
 
-from .training import Dataset
+from ..training import Dataset
 
 __all__ = ["store_split", "replay_sample", "benchmark_set", "concat", "replay_files"]
 

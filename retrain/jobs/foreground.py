@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._files import FileLock
-from .job import Log
-from .jobs import JobAlreadyRunning, JobHandle, JobStore
-from .registry import ModelRegistry
-from .runner import execute_job
-from .settings import RetrainSettings
+from .._files import FileLock
+from ..registry import ModelRegistry
+from ..settings import RetrainSettings
+from .execute import execute_job
+from .pipeline import Log
+from .state import JobAlreadyRunning, JobHandle, JobStore
 
 __all__ = ["ClaimedJob", "claim_job"]
 
@@ -33,7 +33,7 @@ class ClaimedJob:
     def run(
         self, settings: RetrainSettings, db_path: Path, *, epochs: int | None, push_repo: str | None, log: Log
     ) -> dict[str, Any]:
-        """The job to its final state (see :func:`retrain.runner.execute_job`); the lock is released after."""
+        """The job to its final state (see :func:`retrain.jobs.execute.execute_job`); the lock is released after."""
         try:
             return execute_job(
                 settings,
@@ -60,7 +60,7 @@ def _broadcast(shared: dict[str, Any]) -> dict[str, Any]:
 
 def claim_job(settings: RetrainSettings, *, epochs: int | None, push_repo: str | None) -> ClaimedJob:
     """Create the job on rank 0 and share it with every rank; raises :class:`JobAlreadyRunning` on all ranks."""
-    from .job import distributed_context
+    from .pipeline import distributed_context
 
     rank, world = distributed_context() if int(os.environ.get("WORLD_SIZE", "1")) > 1 else (0, 1)
     jobs = JobStore(settings.home)

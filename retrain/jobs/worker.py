@@ -1,4 +1,4 @@
-"""``python -m retrain.worker JOB_FOLDER``: the background process RetrainService starts for one job.
+"""``python -m retrain.jobs.worker JOB_FOLDER``: the background process RetrainService starts for one job.
 
 It inherits the already-taken job lock as a file descriptor, so the lock is held exactly as long as the job
 runs, and the kernel releases it if the worker is killed (the next start then marks the job failed).
@@ -11,14 +11,14 @@ import os
 import sys
 from pathlib import Path
 
-from ._files import FileLock
-from .jobs import SETTINGS_FILE, JobHandle, JobStore
-from .runner import execute_job
-from .settings import RetrainSettings
+from .._files import FileLock
+from ..settings import RetrainSettings
+from .execute import execute_job
+from .state import SETTINGS_FILE, JobHandle, JobStore
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m retrain.worker")
+    parser = argparse.ArgumentParser(prog="python -m retrain.jobs.worker")
     parser.add_argument("job_folder", type=Path)
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--lock-fd", type=int, required=True)

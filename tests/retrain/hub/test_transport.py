@@ -1,4 +1,4 @@
-"""retrain.publish against the Hub stand-in: one commit per push, retries, clear failures, no token leaks."""
+"""retrain.hub.transport against the Hub stand-in: one commit per push, retries, clear failures, no token leaks."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from huggingface_hub import HfApi
 
 from core.weights import ModelConfig
-from retrain.model_card import render_model_card, write_model_card
-from retrain.publish import PublishError, PushResult, pull_folder, push_folder
+from retrain.hub.transport import PublishError, PushResult, pull_folder, push_folder
+from retrain.registry.model_card import render_model_card, write_model_card
 from tests.support.hub_server import HubServer
 
 FAST = {"backoff": 0.01}
@@ -59,7 +59,7 @@ def test_push_folder_retries_through_injected_503s(
     hub_server.fail_next(2, status=503, path_contains="/api/repos/create")
     hub_server.fail_next(1, status=502, path_contains="/commit/main")  # the client itself never retries a commit
 
-    with caplog.at_level(logging.WARNING, logger="retrain.publish"):
+    with caplog.at_level(logging.WARNING, logger="retrain.hub.transport"):
         push_folder(folder, repo_id, commit_message="after retries", token=hub_server.token, retries=4, **FAST)
 
     creates = [status for _, _, status in hub_server.requests_matching("/api/repos/create")]

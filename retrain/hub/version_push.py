@@ -13,10 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .model_card import write_model_card
-from .publish import PublishError, push_folder
-from .registry import METRICS_FILE, ModelRegistry
-from .settings import RetrainSettings
+from ..registry import METRICS_FILE, ModelRegistry
+from ..registry.model_card import write_model_card
+from ..settings import RetrainSettings
+from .transport import PublishError, push_folder
 
 __all__ = ["publish_version", "push_pending", "card_metrics", "PENDING"]
 

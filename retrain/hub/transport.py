@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # before huggingface_hub
 from huggingface_hub import HfApi, constants, snapshot_download  # noqa: E402
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled  # noqa: E402
 
-from .model_card import write_model_card  # noqa: E402
+from ..registry.model_card import write_model_card  # noqa: E402
 
 __all__ = ["PublishError", "PushResult", "push_folder", "pull_folder", "write_model_card", "DEFAULT_RETRIES"]
 

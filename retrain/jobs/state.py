@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._files import FileLock, read_json, write_json_atomically
+from .._files import FileLock, read_json, write_json_atomically
 
 __all__ = ["JobInfo", "JobAlreadyRunning", "JobStore", "JobHandle", "JobCancelled", "INTERRUPTED"]
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from core.classifier import shipped_weights_folder
 
-from ._files import FileLock, read_json, replace_symlink, write_json_atomically
+from .._files import FileLock, read_json, replace_symlink, write_json_atomically
 
 __all__ = ["ModelRegistry", "BASE_VERSION", "MODEL_NAMES"]
 

@@ -1,6 +1,6 @@
 """RetrainService: the retrain loop's Python API for the app (start, status, cancel, the registry).
 
-A job runs in a background worker process (``python -m retrain.worker``), not a thread: a crash or kill of the
+A job runs in a background worker process (``python -m retrain.jobs.worker``), not a thread: a crash or kill of the
 job cannot take the app down, cancel works between batches through a flag file, and the job lock is an flock
 the kernel releases when the worker dies, so "already running" holds across processes and restarts.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 
 from labeling import AnnotationStore
 
-from ._files import FileLock
-from .jobs import INTERRUPTED, SETTINGS_FILE, JobHandle, JobInfo, JobStore
-from .registry import ModelRegistry
-from .settings import RetrainSettings
+from .._files import FileLock
+from ..registry import ModelRegistry
+from ..settings import RetrainSettings
+from .state import INTERRUPTED, SETTINGS_FILE, JobHandle, JobInfo, JobStore
 
 __all__ = ["RetrainService"]
 
@@ -74,7 +74,7 @@ class RetrainService:
             self.registry.clean_staging()
             handle = self.jobs.create({"epochs": epochs, "push_repo": push_repo, "db": str(self.db_path)})
             (handle.folder / SETTINGS_FILE).write_text(self.settings.to_json())
-            command = [sys.executable, "-m", "retrain.worker", str(handle.folder), "--db", str(self.db_path)]
+            command = [sys.executable, "-m", "retrain.jobs.worker", str(handle.folder), "--db", str(self.db_path)]
             command += ["--lock-fd", str(lock.fd)]
             command += ["--epochs", str(epochs)] if epochs else []
             command += ["--push", push_repo] if push_repo else []

@@ -21,15 +21,15 @@ from core.distillation import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 from core.weights import CONFIG_NAME, ModelConfig, load_weights, read_config
 from labeling import AnnotationStore
 
+from .._files import write_json_atomically
+from ..hub.version_push import card_metrics, push_pending
+from ..registry import ModelRegistry
+from ..registry.model_card import write_model_card
+from ..settings import RetrainSettings
+from ..training import Dataset, TrainConfig, TrainingCancelled, distributed_context, run_training
 from . import promotion
-from ._files import write_json_atomically
 from .datasets import benchmark_set, concat, replay_sample, store_split
-from .jobs import JobCancelled, JobHandle
-from .model_card import write_model_card
-from .publishing import card_metrics, push_pending
-from .registry import ModelRegistry
-from .settings import RetrainSettings
-from .training import Dataset, TrainConfig, TrainingCancelled, distributed_context, run_training
+from .state import JobCancelled, JobHandle
 
 __all__ = ["run_retrain", "distributed_context"]
 

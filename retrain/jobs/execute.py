@@ -10,10 +10,10 @@ from typing import Any
 
 from labeling import AnnotationStore
 
-from .job import Log, run_retrain
-from .jobs import JobCancelled, JobHandle
-from .registry import ModelRegistry
-from .settings import RetrainSettings
+from ..registry import ModelRegistry
+from ..settings import RetrainSettings
+from .pipeline import Log, run_retrain
+from .state import JobCancelled, JobHandle
 
 __all__ = ["execute_job", "plain_error"]
 

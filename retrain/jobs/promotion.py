@@ -9,8 +9,8 @@ import numpy as np
 from core.classifier import Classifier
 from core.metrics import classification_metrics
 
-from .settings import PromotionRules
-from .training import Dataset
+from ..settings import PromotionRules
+from ..training import Dataset
 
 __all__ = ["evaluate", "compare", "decide", "format_comparison", "STORE_TEST", "BASE_BENCHMARK"]
 
