@@ -30,7 +30,7 @@ OPSET = 17
 
 
 def _exportable(model: nn.Module) -> nn.Module:
-    from torchvision.models import ShuffleNetV2
+    from .models._torchvision import ShuffleNetV2
 
     return ShuffleNetForExport(model) if isinstance(model, ShuffleNetV2) else model
 

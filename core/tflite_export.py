@@ -242,7 +242,7 @@ class _ShuffleNetWriter:
 
 def is_exportable(model: nn.Module) -> bool:
     """Whether :func:`tflite_float_graph` can write ``model``: a one-channel torchvision ShuffleNetV2 (the student)."""
-    from torchvision.models import ShuffleNetV2
+    from .models._torchvision import ShuffleNetV2
 
     return isinstance(model, ShuffleNetV2) and model.conv1[0].in_channels == 1
 

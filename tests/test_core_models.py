@@ -75,3 +75,47 @@ def test_paper_rgb_input_is_still_available():
     model = create_model("eff_resnet18", num_classes=7, in_chans=3).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 224, 224)).shape == (1, 7)
+
+
+def test_copied_torchvision_classes_build_what_torchvision_builds():
+    """core.models._torchvision stands in for torchvision (whose import costs ~1 s): same seeded weights, same
+    state-dict names, same outputs."""
+    from torchvision.models import shufflenet_v2_x1_0
+    from torchvision.models.resnet import BasicBlock as TorchvisionBlock
+
+    from core.models._torchvision import BasicBlock
+    from core.models._torchvision import shufflenet_v2_x1_0 as copied_shufflenet
+
+    pairs = [
+        (lambda: shufflenet_v2_x1_0(weights=None, num_classes=8), lambda: copied_shufflenet(num_classes=8), 3),
+        (lambda: TorchvisionBlock(64, 64), lambda: BasicBlock(64, 64), 64),
+        (
+            lambda: TorchvisionBlock(64, 128, 2, torch.nn.Conv2d(64, 128, 1, 2, bias=False)),
+            lambda: BasicBlock(64, 128, 2, torch.nn.Conv2d(64, 128, 1, 2, bias=False)),
+            64,
+        ),
+    ]
+    for theirs, ours, channels in pairs:
+        torch.manual_seed(0)
+        reference = theirs().eval()
+        torch.manual_seed(0)
+        copy = ours().eval()
+        assert list(copy.state_dict()) == list(reference.state_dict())
+        for name, tensor in reference.state_dict().items():
+            assert torch.equal(copy.state_dict()[name], tensor), name
+        x = torch.randn(2, channels, 64, 64)
+        with torch.no_grad():
+            assert torch.equal(copy(x), reference(x))
+
+
+def test_building_the_student_and_teacher_does_not_import_torchvision():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from core.models import create_model; "
+        "create_model('shufflenet_v2', 8); create_model('eff_resnet18', 8); create_model('eff_face_resnet', 8); "
+        "print('torchvision' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 
 import torch
 import torch.nn as nn
-from torchvision.models.resnet import BasicBlock
 
 from ._registry import register_model
 from ._stems import check_stem
+from ._torchvision import BasicBlock
 
 __all__ = ["FFEModule", "EFFResNet18", "eff_resnet18"]
 
