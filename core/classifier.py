@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
     from .explain import GradCamExplainer
     from .faces import Face, FaceDetector
 
-__all__ = ["Classifier", "load_classifier", "data_folder", "shipped_weights_folder", "SHIPPED_MODELS", "BACKENDS"]
+__all__ = ["Classifier", "load_classifier", "shipped_weights_folder", "SHIPPED_MODELS", "BACKENDS"]
 
 SHIPPED_MODELS = ("student", "teacher")
 BACKENDS = ("torch", "onnx", "litert")
@@ -30,23 +29,6 @@ _PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 def shipped_weights_folder(name: str) -> Path:
     """Where the weights shipped with the package live (``core/pretrained/<name>``)."""
     return _PRETRAINED_DIR / name
-
-
-def data_folder() -> Path:
-    """The app's data folder: ``$TSNET_HOME``, else ``./tsnet-data`` (relative to the working directory)."""
-    return Path(os.environ.get("TSNET_HOME", "tsnet-data"))
-
-
-def served_weights_folder(name: str) -> Path:
-    """The registry's current version when the app has promoted one, else the shipped default.
-
-    The registry (retrain/) publishes its served version as ``$TSNET_HOME/served/<name>``; core only
-    reads that path, so it keeps depending on nothing else of ours.
-    """
-    served = data_folder() / "served" / name
-    if (served / "config.json").is_file():
-        return served
-    return shipped_weights_folder(name)
 
 
 class Classifier:
@@ -118,7 +100,9 @@ class Classifier:
 
 
 def load_classifier(name_or_path: str | Path = "student", backend: str = "torch") -> Classifier:
-    """``"student"`` / ``"teacher"`` (the served or shipped defaults), a weights folder, an ``.onnx`` or a ``.tflite``.
+    """``"student"`` / ``"teacher"`` (the shipped weights), a weights folder, an ``.onnx`` or a ``.tflite``.
+
+    The data folder's served version is a weights folder: ``retrain.layout.DataLayout.weights_folder`` finds it.
 
     ``backend="onnx"`` serves a weights folder through ONNX Runtime, ``backend="litert"`` (student only)
     through LiteRT with XNNPACK: same API, a fraction of the latency.
@@ -134,7 +118,7 @@ def load_classifier(name_or_path: str | Path = "student", backend: str = "torch"
         from .litert_backend import LiteRtClassifier
 
         return LiteRtClassifier.from_file(text)
-    folder = served_weights_folder(text) if text in SHIPPED_MODELS else Path(text)
+    folder = shipped_weights_folder(text) if text in SHIPPED_MODELS else Path(text)
     if text in SHIPPED_MODELS and not (folder / "config.json").is_file():
         raise FileNotFoundError(f"no shipped {text!r} weights found at {folder}")
     model, config = load_weights(folder)

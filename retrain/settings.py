@@ -13,29 +13,34 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PromotionRules", "RetrainSettings", "tsnet_home", "DEFAULT_SHARED_FERPLUS"]
+from .layout import DataLayout
+
+__all__ = ["PromotionRules", "RetrainSettings", "DEFAULT_SHARED_FERPLUS"]
 
 DEFAULT_SHARED_FERPLUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ferplus"
 
 
-def tsnet_home() -> Path:
-    """The app's data directory: ``$TSNET_HOME`` or ``./tsnet-data`` (as core.classifier reads it)."""
-    return Path(os.environ.get("TSNET_HOME", "tsnet-data"))
+def _home_from_env() -> Path:
+    return DataLayout.from_env().home
 
 
 @dataclass
 class PromotionRules:
-    """A candidate is promoted only when it does not regress on any evaluation set.
+    """A candidate is promoted when it is shown better on the store's test split and holds on the benchmark.
 
     ``max_benchmark_drop``: largest allowed accuracy drop on the base benchmark (FER+ FER2013Valid), 0.005 = 0.5 points.
-    ``max_store_drop``: largest allowed drop on the store's test split; 0.01 (1 point) because a young store's test
-    split holds a few hundred faces at most, where one face is already a fraction of a point.
-    ``min_store_test``: below this many test faces the store split is reported but does not vote.
+    ``max_store_drop``: how far below zero the lower bound of the store's gain may lie; 0 means the candidate must be
+    better: the lower end of a one-sided ``confidence`` interval of its accuracy gain (paired bootstrap over
+    groups of near-identical shots or user groups) is above zero.
+    ``min_store_test`` / ``min_store_groups``: below this many test faces or groups the store cannot show anything,
+    so the job is not promoted automatically (the user can still promote it by hand).
     """
 
     max_benchmark_drop: float = 0.005
-    max_store_drop: float = 0.01
-    min_store_test: int = 1
+    max_store_drop: float = 0.0
+    min_store_test: int = 10
+    min_store_groups: int = 5
+    confidence: float = 0.95
 
 
 _ENV = {
@@ -52,6 +57,8 @@ _ENV = {
     "max_benchmark_drop": "TSNET_MAX_BENCHMARK_DROP",
     "max_store_drop": "TSNET_MAX_STORE_DROP",
     "min_store_test": "TSNET_MIN_STORE_TEST",
+    "min_store_groups": "TSNET_MIN_STORE_GROUPS",
+    "confidence": "TSNET_PROMOTION_CONFIDENCE",
 }
 
 
@@ -59,7 +66,7 @@ _ENV = {
 class RetrainSettings:
     """Everything a retrain job needs besides the annotation store. ``""`` disables replay / benchmark."""
 
-    home: Path = field(default_factory=tsnet_home)
+    home: Path = field(default_factory=_home_from_env)
     replay_data: str | None = None  # None: ../shared FER+ FER2013Train when present
     replay_size: int = 800
     replay_seed: int = 0
@@ -82,7 +89,7 @@ class RetrainSettings:
     @classmethod
     def from_env(cls, home: Path | None = None, **overrides: Any) -> RetrainSettings:
         """Defaults, then ``TSNET_*`` variables, then ``overrides`` (None values are ignored)."""
-        settings = cls(home=Path(home) if home is not None else tsnet_home())
+        settings = cls(home=Path(home) if home is not None else _home_from_env())
         rule_names = {f.name for f in fields(PromotionRules)}
         for name, variable in _ENV.items():
             raw = os.environ.get(variable)
@@ -91,7 +98,7 @@ class RetrainSettings:
             target = settings.rules if name in rule_names else settings
             current = getattr(target, name)
             kind = type(current) if current is not None else str
-            if name in ("threads", "epochs", "replay_size", "push_retries", "min_store_test"):
+            if name in ("threads", "epochs", "replay_size", "push_retries", "min_store_test", "min_store_groups"):
                 kind = int
             setattr(target, name, kind(raw))
         for name, value in overrides.items():

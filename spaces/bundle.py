@@ -204,9 +204,9 @@ def _weights_folder(name: str, weights_from: Path | None) -> Path | None:
     if weights_from is not None:
         folder = weights_from / name
     else:
-        from core.classifier import served_weights_folder
+        from retrain.layout import DataLayout
 
-        folder = served_weights_folder(name)
+        folder = DataLayout.from_env().weights_folder(name)
     return folder if all((folder / file).is_file() for file in WEIGHT_FILES) else None
 
 

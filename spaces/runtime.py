@@ -39,6 +39,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # before huggingface_hub
 
 from huggingface_hub import CommitScheduler, HfApi  # noqa: E402
 
+from retrain.layout import HOME_VARIABLE, DataLayout  # noqa: E402
+
 __all__ = [
     "SpaceRuntime",
     "StoreMirror",
@@ -106,14 +108,14 @@ def _writable_dir(path: Path) -> bool:
 
 def choose_home(environ: MutableMapping[str, str], app_dir: Path, persistent_root: Path = PERSISTENT_ROOT) -> Path:
     """Set and return ``TSNET_HOME``: kept if set, else ``/data/tsnet`` on persistent storage, else in the app dir."""
-    if environ.get("TSNET_HOME"):
-        home = Path(environ["TSNET_HOME"])
+    if DataLayout.home_is_set(environ):
+        home = DataLayout.from_env(environ).home
     elif _writable_dir(persistent_root):
         home = persistent_root / "tsnet"
     else:
         home = app_dir / "tsnet-data"
     home.mkdir(parents=True, exist_ok=True)
-    environ["TSNET_HOME"] = str(home)
+    environ[HOME_VARIABLE] = str(home)
     return home
 
 
@@ -299,7 +301,7 @@ def restore_store(home: Path, repo_id: str, api: HfApi) -> list[str]:
         database = snapshot_file.with_name(snapshot_file.name[: -len(SNAPSHOT_SUFFIX)])
         if not database.exists():
             shutil.copyfile(snapshot_file, database)
-    if (home / "registry" / "state.json").is_file():
+    if (DataLayout(home).registry / "state.json").is_file():
         from retrain.registry import ModelRegistry
 
         ModelRegistry(home).ensure_served()

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["note", "note_data_folder", "note_model", "note_shipped_lookup"]
+__all__ = ["note", "note_data_folder", "note_model", "note_shipped_lookup", "resolve_model"]
 
 
 def note(command: str, message: str) -> None:
@@ -21,10 +21,17 @@ def note_data_folder(command: str, home: Path) -> None:
 
 def note_shipped_lookup(command: str, requested: str) -> None:
     """``student`` / ``teacher`` mean the data folder's served version when one is promoted: name that folder."""
-    from core.classifier import SHIPPED_MODELS, data_folder
+    from retrain.layout import MODEL_NAMES, DataLayout
 
-    if requested in SHIPPED_MODELS:
-        note_data_folder(command, data_folder())
+    if requested in MODEL_NAMES:
+        note_data_folder(command, DataLayout.from_env().home)
+
+
+def resolve_model(requested: str) -> str | Path:
+    """``student`` / ``teacher``: the data folder's served version when one is promoted, else the shipped weights."""
+    from retrain.layout import DataLayout
+
+    return DataLayout.from_env().resolve_model(requested)
 
 
 def note_model(command: str, requested: str, classifier: Any) -> None:

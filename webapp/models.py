@@ -23,6 +23,7 @@ from typing import Any
 
 from core import Classifier, load_classifier
 from core.classifier import shipped_weights_folder
+from retrain.layout import DataLayout
 
 from .settings import Settings
 
@@ -39,7 +40,7 @@ class ModelUnavailable(FileNotFoundError):
 
 def weights_folder(home: Path, name: str, explicit: Path | None = None) -> Path | None:
     """An explicit folder, else the registry's served version (``home/served/<name>``), else the shipped one."""
-    for folder in (explicit, home / "served" / name, shipped_weights_folder(name)):
+    for folder in (explicit, DataLayout(home).weights_folder(name)):
         if folder is not None and (Path(folder) / "config.json").is_file():
             return Path(folder)
     if explicit is not None:

@@ -18,6 +18,7 @@ from PIL import Image
 from core import Classifier
 from labeling import AnnotationStore
 from labeling.faces import store_face_finder
+from retrain.layout import DataLayout
 
 from .access import SessionBook, SignInThrottle
 from .models import ModelSnapshot, ModelUnavailable, ServedModels, weights_folder
@@ -95,14 +96,15 @@ def load_services(settings: Settings | None = None, with_retrain: bool = True) -
     settings = settings or Settings.from_env()
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
-    store = AnnotationStore(home / "annotations.db", detect_faces=store_face_finder())
+    layout = DataLayout(home)
+    store = AnnotationStore(layout.database, detect_faces=store_face_finder())
     try:
         retrain = _retrain_service(home, store) if with_retrain else None  # repairs the served link first
         models = ServedModels(settings, getattr(retrain, "registry", None), on_swap=_store_follows(store))
     except BaseException:
         store.close()
         raise
-    return Services(settings, store, models, retrain, write_examples(home / "examples"))
+    return Services(settings, store, models, retrain, write_examples(layout.examples))
 
 
 def _store_follows(store: AnnotationStore) -> Callable[[ModelSnapshot], None]:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrain.layout import DataLayout
+
 __all__ = ["Settings", "parse_users"]
 
 
@@ -43,7 +45,7 @@ class Settings:
     def from_env(cls, **overrides: object) -> Settings:
         env = os.environ
         values: dict[str, object] = {
-            "home": Path(env.get("TSNET_HOME", "tsnet-data")),
+            "home": DataLayout.from_env(env).home,
             "users": parse_users(env.get("TSNET_USERS")),
             "allowed_users": _names(env.get("TSNET_ALLOWED_USERS")),
             "on_space": bool(env.get("SPACE_ID")),

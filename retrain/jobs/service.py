@@ -16,6 +16,7 @@ from pathlib import Path
 from labeling import AnnotationStore
 
 from .._files import FileLock
+from ..layout import DataLayout
 from ..registry import ModelRegistry
 from ..settings import RetrainSettings
 from .state import INTERRUPTED, SETTINGS_FILE, JobHandle, JobInfo, JobStore
@@ -52,7 +53,7 @@ class RetrainService:
 
     @property
     def db_path(self) -> Path:
-        return self.store.path if self.store is not None else self.home / "annotations.db"
+        return self.store.path if self.store is not None else DataLayout(self.home).database
 
     def _recover(self) -> None:
         """At start: a job left "running" with nobody holding the lock was interrupted; mark it failed."""

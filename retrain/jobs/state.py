@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import FileLock, read_json, write_json_atomically
+from ..layout import DataLayout
 
 __all__ = ["JobInfo", "JobAlreadyRunning", "JobStore", "JobHandle", "JobCancelled", "INTERRUPTED"]
 
@@ -72,7 +73,7 @@ class JobStore:
     """The job folders under ``$TSNET_HOME/jobs``."""
 
     def __init__(self, home: Path) -> None:
-        self.root = Path(home) / "jobs"
+        self.root = DataLayout(home).jobs
         self.lock_path = self.root / "retrain.lock"
 
     def _acquire(self, lock: FileLock) -> bool:

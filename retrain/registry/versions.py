@@ -9,8 +9,8 @@ Layout under ``$TSNET_HOME``::
     registry/base/                   the implicit "base" version; empty means the shipped default
     served -> registry/versions/<v>  one symlink, replaced with os.replace: student and teacher switch together
 
-``core.classifier.served_weights_folder`` reads ``served/<name>`` and falls back to the shipped weights, so the
-app follows the registry without importing it. A version folder appears by renaming a finished staging folder,
+``retrain.layout.DataLayout.weights_folder`` reads ``served/<name>`` and falls back to the shipped weights, so
+the app follows the registry without importing it. A version folder appears by renaming a finished staging folder,
 so a killed job never leaves a half-written version behind.
 """
 
@@ -27,6 +27,7 @@ from typing import Any
 from core.classifier import shipped_weights_folder
 
 from .._files import FileLock, read_json, replace_symlink, write_json_atomically
+from ..layout import DataLayout
 
 __all__ = ["ModelRegistry", "BASE_VERSION", "MODEL_NAMES"]
 
@@ -46,10 +47,11 @@ class ModelRegistry:
 
     def __init__(self, home: Path, base_weights: dict[str, str | None] | None = None) -> None:
         self.home = Path(home)
-        self.root = self.home / "registry"
+        layout = DataLayout(self.home)
+        self.root = layout.registry
         self.versions_dir = self.root / "versions"
         self.base_dir = self.root / "base"
-        self.served_link = self.home / "served"
+        self.served_link = layout.served
         self.state_file = self.root / "state.json"
         self._lock = FileLock(self.root / "registry.lock")
         self._base_weights = base_weights or {}

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from core.classifier import Classifier, load_classifier
 from core.data import preprocess_batch
 
+from ..layout import DataLayout
 from .config import INPUT_MEAN, INPUT_STD, TrainConfig
 from .data import Dataset
 
@@ -25,7 +26,7 @@ class TeacherTargets:
     def __init__(
         self, config: TrainConfig, train: Dataset, run_dir: Path, save_cache: bool = True, progress: bool = False
     ) -> None:
-        self.teacher: Classifier = load_classifier(config.teacher)
+        self.teacher: Classifier = load_classifier(DataLayout.from_env().resolve_model(config.teacher))
         if list(self.teacher.labels) != list(config.labels):
             raise ValueError(f"teacher labels {self.teacher.labels} differ from the run's {config.labels}")
         self.config = config

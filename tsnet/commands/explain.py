@@ -34,12 +34,15 @@ def _print_report(report: dict[str, Any]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from core.classifier import data_folder
+    from core.classifier import load_classifier
     from core.explain_bench import explain_bench
+    from retrain.layout import DataLayout
 
-    note_data_folder("explain-bench", data_folder())  # student and teacher: the served versions when promoted
+    layout = DataLayout.from_env()
+    note_data_folder("explain-bench", layout.home)  # student and teacher: the served versions when promoted
+    models = [load_classifier(layout.weights_folder(name)) for name in ("student", "teacher")]  # named by folder
     try:
-        report = explain_bench(args.folder, limit=args.limit, options=args.options)
+        report = explain_bench(args.folder, models=models, limit=args.limit, options=args.options)
     except ValueError as error:  # not a folder of faces, nothing readable in it: already plain words
         note("explain-bench", f"error: {error}")
         return 1

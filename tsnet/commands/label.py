@@ -23,9 +23,9 @@ def _database(args: argparse.Namespace) -> Path:
     if args.db is not None:
         path = args.db
     else:
-        from retrain.settings import tsnet_home
+        from retrain.layout import DataLayout
 
-        path = tsnet_home() / "annotations.db"
+        path = DataLayout.from_env().database
     note(f"label {args.label_command}", f"annotation database {path.resolve()}")
     return path
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._console import note, note_model, note_shipped_lookup
+from .._console import note, note_model, note_shipped_lookup, resolve_model
 
 __all__ = ["register"]
 
@@ -93,7 +93,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     from core.classifier import load_classifier
     from core.predict_files import collect_inputs
 
-    classifier = load_classifier(args.model, backend=args.backend)
+    classifier = load_classifier(resolve_model(args.model), backend=args.backend)
     note_model("predict", args.model, classifier)
     paths = collect_inputs(args.paths)
     for text in args.paths:
@@ -112,7 +112,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     from core.bench import format_report, run_bench
 
     note_shipped_lookup("bench", args.model)
-    report = run_bench(args.model, repeats=args.repeats, accuracy_data=args.accuracy_data)
+    report = run_bench(str(resolve_model(args.model)), repeats=args.repeats, accuracy_data=args.accuracy_data)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
@@ -124,7 +124,7 @@ def _run_export(args: argparse.Namespace) -> int:
         from core.litert_backend import export_tflite as export
     else:
         from core.onnx_backend import export_onnx as export
-    classifier = load_classifier(args.model)
+    classifier = load_classifier(resolve_model(args.model))
     note_model(f"export-{args.format}", args.model, classifier)
     calibration = None
     if args.int8:

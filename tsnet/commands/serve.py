@@ -51,9 +51,9 @@ def _bench_serve(args: argparse.Namespace) -> int:
 
     home = None
     if args.url is None:
-        from core.classifier import data_folder
+        from retrain.layout import DataLayout
 
-        home = data_folder() if "TSNET_HOME" in os.environ else None  # unset: a fresh temporary data folder
+        home = DataLayout.from_env().home if DataLayout.home_is_set() else None  # unset: a fresh temporary one
         if home is not None:
             note_data_folder("bench-serve", home)
         else:

@@ -28,9 +28,9 @@ def _build(args: argparse.Namespace, out: str, force: bool) -> Any:
     from spaces.bundle import build_space
 
     if args.weights_from is None and not _model_repo(args):
-        from core.classifier import data_folder
+        from retrain.layout import DataLayout
 
-        note_data_folder(f"space {args.space_command}", data_folder())  # the served version lives there
+        note_data_folder(f"space {args.space_command}", DataLayout.from_env().home)  # the served version lives there
     build = build_space(
         out, weights_from=args.weights_from, model_repo=_model_repo(args), title=args.title, force=force
     )

@@ -15,7 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .._console import note_model, note_shipped_lookup
+from .._console import note_model, note_shipped_lookup, resolve_model
 
 __all__ = ["register"]
 
@@ -92,7 +92,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from core.classifier import load_classifier
     from retrain.training import evaluate_classifier, format_report
 
-    classifier = load_classifier(args.model)
+    classifier = load_classifier(resolve_model(args.model))
     note_model("evaluate", args.model, classifier)
     report = evaluate_classifier(classifier, args.data)
     print(format_report(report))

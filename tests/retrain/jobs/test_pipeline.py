@@ -7,14 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from core.classifier import load_classifier, served_weights_folder, shipped_weights_folder
+from core.classifier import load_classifier, shipped_weights_folder
 from retrain import RetrainService
+from retrain.layout import DataLayout
 from retrain.registry import ModelRegistry
 from tests._retrain_fixtures import configure, fill_store, set_rule
 from tests.support.hub_server import HubServer
 from tsnet.cli import main
 
 LIST_FIELDS = {"version", "created", "parent", "metrics", "promoted", "pushed"}
+
+
+def _served(name: str):
+    """What the CLI and the app serve for ``name``: the promoted version, else the shipped weights."""
+    return load_classifier(DataLayout.from_env().weights_folder(name))
 
 
 @pytest.fixture
@@ -41,9 +47,11 @@ def test_promoted_version_is_registered_and_served(home: Path, capsys: pytest.Ca
 
     registry = ModelRegistry(home)
     assert registry.current() == "v1"
-    assert served_weights_folder("student").resolve() == (registry.version_dir("v1") / "student").resolve()
-    assert load_classifier("student").version == "v1"
-    assert load_classifier("teacher").version == "v1"
+    assert (
+        DataLayout.from_env().weights_folder("student").resolve() == (registry.version_dir("v1") / "student").resolve()
+    )
+    assert _served("student").version == "v1"
+    assert _served("teacher").version == "v1"
 
     record = registry.record("v1")
     assert record["parent"] == "base" and record["created"]
@@ -66,12 +74,14 @@ def test_rollback_and_promote_switch_the_served_model(home: Path, capsys: pytest
     assert _retrain(home) == 0
     assert main(["models", "rollback"]) == 0
     assert _listing(capsys)["current"] == "base"
-    assert served_weights_folder("student") == shipped_weights_folder("student")  # the shipped default again
+    assert DataLayout.from_env().weights_folder("student") == shipped_weights_folder(
+        "student"
+    )  # the shipped default again
     with pytest.raises(ValueError, match="nothing to roll back"):
         ModelRegistry(home).rollback()
 
     assert main(["models", "promote", "v1"]) == 0
-    assert load_classifier("student").version == "v1"
+    assert _served("student").version == "v1"
     assert main(["models", "promote", "v9"]) == 2  # unknown version: a clear error, nothing switched
     assert ModelRegistry(home).current() == "v1"
 
@@ -92,7 +102,7 @@ def test_regressing_candidate_is_registered_but_not_promoted(
     assert [event["stage"] for event in job.events if event["epoch"]] == ["teacher", "student"]
     assert service.registry.current() == "base"
     assert service.registry.record("v1")["decision"]["promote"] is False
-    assert served_weights_folder("student") == shipped_weights_folder("student")
+    assert DataLayout.from_env().weights_folder("student") == shipped_weights_folder("student")
 
 
 def test_promoted_version_is_pushed_with_card_and_message(
