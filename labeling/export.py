@@ -22,7 +22,7 @@ from .splits import SPLITS
 if TYPE_CHECKING:
     from datasets import DatasetDict, Features
 
-    from .store import AnnotationStore
+    from .queries import StoreQueries
 
 __all__ = ["dataset_features", "build_dataset_dict", "export_folder", "push_dataset", "IMAGE_KINDS"]
 
@@ -42,13 +42,13 @@ def dataset_features(labels: tuple[str, ...]) -> Features:
     )
 
 
-def _image_path(store: AnnotationStore, image_id: str, crop: Path, image: str) -> Path:
+def _image_path(store: StoreQueries, image_id: str, crop: Path, image: str) -> Path:
     if image not in IMAGE_KINDS:
         raise ValueError(f"image must be one of {IMAGE_KINDS}, not {image!r}")
     return crop if image == "crop" else store.image(image_id).original
 
 
-def build_dataset_dict(store: AnnotationStore, image: str = "crop") -> DatasetDict:
+def build_dataset_dict(store: StoreQueries, image: str = "crop") -> DatasetDict:
     """The labelled images as a ``DatasetDict`` with ``train``, ``validation`` and ``test`` (possibly empty)."""
     from datasets import Dataset, DatasetDict
 
@@ -66,7 +66,7 @@ def build_dataset_dict(store: AnnotationStore, image: str = "crop") -> DatasetDi
     return DatasetDict(splits)
 
 
-def export_folder(store: AnnotationStore, directory: str | Path, image: str = "crop") -> Path:
+def export_folder(store: StoreQueries, directory: str | Path, image: str = "crop") -> Path:
     """``directory/<split>/<label>/<image id>.<ext>``: the layout ``core.data.read_image_folder`` reads."""
     directory = Path(directory)
     for split in SPLITS:
@@ -96,7 +96,7 @@ def _dataset_card(dataset: DatasetDict, labels: tuple[str, ...]) -> str:
 
 
 def push_dataset(
-    store: AnnotationStore,
+    store: StoreQueries,
     repo_id: str,
     token: str | None = None,
     endpoint: str | None = None,

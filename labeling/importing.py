@@ -49,7 +49,7 @@ from .groups import GroupRule
 from .records import ImportReport
 
 if TYPE_CHECKING:
-    from .store import AnnotationStore
+    from .queries import StoreQueries
 
 __all__ = ["ImportItem", "ImportRefused", "iter_items", "import_paths"]
 
@@ -266,7 +266,7 @@ def iter_items(
 
 
 def import_paths(
-    store: AnnotationStore,
+    store: StoreQueries,
     paths: Sequence[str | Path],
     labels_from_folders: bool = False,
     annotator: str = "import",
@@ -284,7 +284,7 @@ def import_paths(
     for done, item in enumerate(iter_items(paths, labels_from_folders, store.labels, annotator, report), start=1):
         group = rule.group_of(item.parts, labels_from_folders) if rule is not None else item.group
         try:
-            result = store.ingest_file(item.read(), item.source, item.filename, item.votes, item.origin, group)
+            result = store.ingest(item.read(), item.source, item.filename, item.votes, item.origin, group)
         except Exception as error:  # one bad file must not stop the rest; it is reported instead
             report.no_face += isinstance(error, NoFaceFoundError)
             report.skipped.append((item.source, plain_reason(error)))

@@ -13,9 +13,7 @@ else its ``version`` attribute, else its class name.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +25,7 @@ from core.labels import normalise_label
 from .records import QueueItem
 
 if TYPE_CHECKING:
-    from .store import AnnotationStore
+    from .queries import StoreQueries
 
 __all__ = ["model_version", "cached_predictions", "next_to_label"]
 
@@ -56,16 +54,12 @@ def _to_store_order(probabilities: np.ndarray, model_labels: Sequence[str], labe
 
 
 def cached_predictions(
-    store: AnnotationStore, classifier: Any, image_ids: Sequence[str] | None = None, version: str | None = None
+    store: StoreQueries, classifier: Any, image_ids: Sequence[str] | None = None, version: str | None = None
 ) -> dict[str, np.ndarray]:
     """Probabilities in the store's label order for ``image_ids`` (default: all), computing only what is missing."""
     version = version or model_version(classifier)
     crops = store.crop_paths(image_ids)
-    cached = {
-        row["image_id"]: np.asarray(json.loads(row["probabilities"]), dtype=np.float32)
-        for row in store._read("SELECT image_id, probabilities FROM predictions WHERE model_version = ?", [version])
-        if row["image_id"] in crops
-    }
+    cached = {image_id: row for image_id, row in store.stored_predictions(version).items() if image_id in crops}
     missing = [image_id for image_id in crops if image_id not in cached]
     for start in range(0, len(missing), PREDICT_BATCH):
         batch = missing[start : start + PREDICT_BATCH]
@@ -74,17 +68,7 @@ def cached_predictions(
             with Image.open(crops[image_id]) as crop:
                 images.append(crop.convert("L"))
         probabilities = _to_store_order(np.asarray(classifier.predict_crops(images)), classifier.labels, store.labels)
-        now = datetime.now(timezone.utc).isoformat()
-        rows = [
-            {
-                "image_id": image_id,
-                "model_version": version,
-                "probabilities": json.dumps(row.tolist()),
-                "created_at": now,
-            }
-            for image_id, row in zip(batch, probabilities)
-        ]
-        store._write(lambda db, rows=rows: db["predictions"].insert_all(rows, replace=True))
+        store.save_predictions(version, dict(zip(batch, probabilities)))
         cached.update(zip(batch, probabilities))
     return cached
 
@@ -95,7 +79,7 @@ def _margin(probabilities: np.ndarray) -> float:
 
 
 def next_to_label(
-    store: AnnotationStore, n: int, classifier: Any = None, annotator: str | None = None, teacher: Any = None
+    store: StoreQueries, n: int, classifier: Any = None, annotator: str | None = None, teacher: Any = None
 ) -> list[QueueItem]:
     """Up to ``n`` images to label next, most useful first (see the module docstring)."""
     ids = store.image_ids()

@@ -8,27 +8,21 @@ from typing import TYPE_CHECKING, Any
 from .splits import SPLITS
 
 if TYPE_CHECKING:
-    from .store import AnnotationStore
+    from .queries import StoreQueries
 
 __all__ = ["compute_stats"]
 
 
-def compute_stats(store: AnnotationStore) -> dict[str, Any]:
+def compute_stats(store: StoreQueries) -> dict[str, Any]:
     """A JSON-ready summary; ``counts[split][class]`` counts labelled images by their current label."""
-    images = store._read("SELECT id, split FROM images")
+    images = store.image_splits()
     tallies = store.tallies()
     counts = {split: dict.fromkeys(store.labels, 0) for split in SPLITS}
-    for row in images:
-        result = tallies.get(row["id"])
-        if row["split"] and result and result.current in store.labels:
-            counts[row["split"]][result.current] += 1
-
-    annotators: dict[str, dict[str, int]] = {}
-    for row in store._read(
-        "SELECT annotator, count(*) AS events, sum(undone_at IS NOT NULL) AS undone, count(DISTINCT image_id) AS images"
-        " FROM label_events GROUP BY annotator ORDER BY annotator"
-    ):
-        annotators[row["annotator"]] = {"events": row["events"], "undone": row["undone"], "images": row["images"]}
+    for image_id, split in images.items():
+        result = tallies.get(image_id)
+        if split and result and result.current in store.labels:
+            counts[split][result.current] += 1
+    annotators = store.annotator_activity()
 
     # Agreement over images with two or more standing votes: all-agree rate and pairwise agreement.
     multi = [t for t in tallies.values() if t.annotators >= 2]
@@ -39,14 +33,14 @@ def compute_stats(store: AnnotationStore) -> dict[str, Any]:
             total_pairs += 1
             agreeing_pairs += a == b
     unanimous = sum(t.unanimous for t in multi)
-    events = store._read("SELECT count(*) AS n, sum(undone_at IS NOT NULL) AS undone FROM label_events")[0]
+    events = store.event_counts()
     return {
         "labels": list(store.labels),
         "images": len(images),
-        "labelled": sum(1 for row in images if row["id"] in tallies),
-        "unlabelled": sum(1 for row in images if row["id"] not in tallies),
-        "label_events": events["n"],
-        "undone_events": events["undone"] or 0,
+        "labelled": sum(1 for image_id in images if image_id in tallies),
+        "unlabelled": sum(1 for image_id in images if image_id not in tallies),
+        "label_events": events["events"],
+        "undone_events": events["undone"],
         "counts": counts,
         "split_totals": {split: sum(counts[split].values()) for split in SPLITS},
         "annotators": annotators,

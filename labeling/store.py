@@ -7,10 +7,10 @@ import json
 import threading
 import unicodedata
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import sqlite_utils
@@ -23,6 +23,7 @@ from ._db import connect, retrying, write_transaction
 from ._schema import migrate
 from .groups import HashIndex, perceptual_hash
 from .media import Face, FaceDetector, MediaFolder, content_id, decode_image, find_faces
+from .queries import Ingested
 from .records import FaceRecord, ImageRecord, LabelEvent, Sample
 from .splits import SPLITS, choose_split
 from .votes import Tally, Vote, tally
@@ -71,16 +72,6 @@ def _short_id(image_id: object) -> str:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-class Ingested(NamedTuple):
-    """What one :meth:`AnnotationStore.ingest_file` did."""
-
-    image_id: str
-    added: bool  # the file was new
-    label_events: int
-    faces: int  # face crops detected in a new photo (each one a sample); 0 when used whole or already present
-    whole: bool  # a new file used whole: no detector, or already a face crop
 
 
 def _png(image: Image.Image) -> bytes:
@@ -182,7 +173,7 @@ class AnnotationStore:
             filename = filename or data.name
             source = source if source is not None else str(data)
             data = data.read_bytes()
-        return self.ingest(data, source, filename)[0]
+        return self.ingest(data, source, filename).image_id
 
     def ingest(
         self,
@@ -192,30 +183,16 @@ class AnnotationStore:
         votes: Iterable[tuple[str, str]] = (),
         origin: str = "import",
         group: str | None = None,
-    ) -> tuple[str, bool, int]:
+    ) -> Ingested:
         """Add ``data`` and, per (label, annotator) in ``votes``, a label unless that annotator already has one.
 
-        Returns (image id, whether the image was new, label events written); :meth:`ingest_file` says more.
-        """
-        done = self.ingest_file(data, source, filename, votes, origin, group)
-        return done.image_id, done.added, done.label_events
-
-    def ingest_file(
-        self,
-        data: bytes,
-        source: str | None,
-        filename: str | None,
-        votes: Iterable[tuple[str, str]] = (),
-        origin: str = "import",
-        group: str | None = None,
-    ) -> Ingested:
-        """:meth:`ingest`, also saying how many faces a new photo gave and whether it was used whole.
-
-        With a face detector every face becomes a sample: the largest is the photo's own crop (what a label
-        on the photo refers to), each further face is stored as an image of its own (its aligned crop, linked
-        to the photo by ``parent``) that gets the same votes and the same split group. ``group`` names the
-        split group (images of one group share a split); without it a near-duplicate's group is joined.
-        Files are written before the one transaction that adds the rows, so a crash leaves a consistent store.
+        Returns :class:`Ingested`: the image id, whether it was new, label events written, how many faces a
+        new photo gave and whether it was used whole. With a face detector every face becomes a sample: the
+        largest is the photo's own crop (what a label on the photo refers to), each further face is stored as an
+        image of its own (its aligned crop, linked to the photo by ``parent``) that gets the same votes and the
+        same split group. ``group`` names the split group (images of one group share a split); without it a
+        near-duplicate's group is joined. Files are written before the one transaction that adds the rows, so
+        a crash leaves a consistent store.
         """
         votes = [(self.check_label(label), check_annotator(annotator)) for label, annotator in votes]
         group = (group.strip()[:MAX_FILENAME_LENGTH] or None) if isinstance(group, str) else None
@@ -589,6 +566,46 @@ class AnnotationStore:
             label_index = self.labels.index(result.current)
             samples.append(Sample(image_id, crops[image_id], label_index, result.soft_target(self.labels), row["grp"]))
         return samples
+
+    # -- queries for stats and the queue ---------------------------------------------------------------
+    def image_splits(self) -> dict[str, str | None]:
+        """Every image id with its split (None until its first label)."""
+        return {row["id"]: row["split"] for row in self._read("SELECT id, split FROM images")}
+
+    def annotator_activity(self) -> dict[str, dict[str, int]]:
+        """Per annotator: label events, how many were undone, and distinct images labelled."""
+        rows = self._read(
+            "SELECT annotator, count(*) AS events, sum(undone_at IS NOT NULL) AS undone,"
+            " count(DISTINCT image_id) AS images FROM label_events GROUP BY annotator ORDER BY annotator"
+        )
+        return {
+            row["annotator"]: {"events": row["events"], "undone": row["undone"], "images": row["images"]}
+            for row in rows
+        }
+
+    def event_counts(self) -> dict[str, int]:
+        """All label events (``events``) and the undone ones (``undone``)."""
+        row = self._read("SELECT count(*) AS n, sum(undone_at IS NOT NULL) AS undone FROM label_events")[0]
+        return {"events": row["n"], "undone": row["undone"] or 0}
+
+    def stored_predictions(self, model_version: str) -> dict[str, np.ndarray]:
+        """Cached probabilities (store label order) of one model version, by image id."""
+        rows = self._read("SELECT image_id, probabilities FROM predictions WHERE model_version = ?", [model_version])
+        return {row["image_id"]: np.asarray(json.loads(row["probabilities"]), dtype=np.float32) for row in rows}
+
+    def save_predictions(self, model_version: str, probabilities: Mapping[str, Any]) -> None:
+        """Cache probabilities (image id -> one row in store label order) for ``model_version``."""
+        now = _now()
+        rows = [
+            {
+                "image_id": image_id,
+                "model_version": model_version,
+                "probabilities": json.dumps(np.asarray(row).tolist()),
+                "created_at": now,
+            }
+            for image_id, row in probabilities.items()
+        ]
+        self._write(lambda db: db["predictions"].insert_all(rows, replace=True))
 
     # -- facades over the single-job modules ---------------------------------------------------------
     def import_paths(
