@@ -42,6 +42,7 @@ __all__ = [
     "detector_pool",
     "landmark_model_path",
     "load_dlib_models",
+    "load_shape_predictor",
 ]
 
 LANDMARK_MODEL_NAME = "shape_predictor_5_face_landmarks.dat"
@@ -86,10 +87,23 @@ _LOAD_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
-def _load_dlib_models() -> tuple[Any, Any]:
+def _load_hog_detector() -> Any:
     import dlib
 
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(landmark_model_path()))
+    return dlib.get_frontal_face_detector()
+
+
+@lru_cache(maxsize=1)
+def _load_shape_predictor() -> Any:
+    import dlib
+
+    return dlib.shape_predictor(str(landmark_model_path()))
+
+
+def load_shape_predictor() -> Any:
+    """dlib's 5-point shape predictor, loaded once per process (~50 ms); safe to share between threads."""
+    with _LOAD_LOCK:
+        return _load_shape_predictor()
 
 
 def load_dlib_models() -> tuple[Any, Any]:
@@ -98,8 +112,8 @@ def load_dlib_models() -> tuple[Any, Any]:
     The detector object must not be run by two threads at once (see :class:`DetectorPool`); the shape
     predictor may be (dlib documents it as needing no synchronisation).
     """
-    with _LOAD_LOCK:  # building the detector takes seconds: let concurrent first callers wait for one build
-        return _load_dlib_models()
+    with _LOAD_LOCK:  # building the detector takes ~0.3 s: let concurrent first callers wait for one build
+        return _load_hog_detector(), _load_shape_predictor()
 
 
 class DetectorPool:
@@ -131,7 +145,7 @@ class DetectorPool:
 
 @lru_cache(maxsize=1)
 def _shared_pool() -> DetectorPool:
-    return DetectorPool(_load_dlib_models()[0])
+    return DetectorPool(_load_hog_detector())
 
 
 def detector_pool() -> DetectorPool:
@@ -234,7 +248,7 @@ class FaceDetector:
         self.crop_size = crop_size
         self.padding = padding
         self.shift_up = shift_up
-        self._predictor = load_dlib_models()[1]
+        self._predictor = load_shape_predictor()  # HOG's detector is loaded only when a photo needs it
         if method == "mtcnn":
             from .mtcnn import MtcnnDetector
 

@@ -3,7 +3,8 @@
 Three small CNNs in a cascade: P-Net slides over an image pyramid and proposes boxes down to ``min_face`` px,
 R-Net (24x24 crops) and O-Net (48x48 crops) reject most proposals and refine the rest. The ``mtcnn`` package
 (MIT) keeps the original weights as lz4-compressed lists of NumPy arrays; its own code needs TensorFlow, so it
-is never imported: the arrays are read with joblib and written into ONNX graphs here, built once per process.
+is never imported: the arrays are read with joblib and written into ONNX graphs here (:mod:`.onnx_proto`, without
+the ``onnx`` package), built once per process.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from . import onnx_proto
 
 __all__ = ["MtcnnDetector", "Proposal", "mtcnn_weights_path"]
 
@@ -46,8 +49,8 @@ class _GraphBuilder:
 
     def __init__(self, arrays: list[np.ndarray]) -> None:
         self.arrays = iter(arrays)
-        self.nodes: list[Any] = []
-        self.initializers: list[Any] = []
+        self.nodes: list[bytes] = []
+        self.initializers: list[bytes] = []
         self.count = 0
 
     def _name(self, kind: str) -> str:
@@ -55,17 +58,13 @@ class _GraphBuilder:
         return f"{kind}{self.count}"
 
     def _constant(self, value: np.ndarray) -> str:
-        from onnx import numpy_helper
-
         name = self._name("w")
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value, dtype=np.float32), name))
+        self.initializers.append(onnx_proto.tensor(name, value))
         return name
 
     def _node(self, op: str, inputs: list[str], **attributes: Any) -> str:
-        from onnx import helper
-
         output = self._name(op.lower())
-        self.nodes.append(helper.make_node(op, inputs, [output], **attributes))
+        self.nodes.append(onnx_proto.node(op, inputs, [output], **attributes))
         return output
 
     def conv(self, x: str) -> str:
@@ -90,18 +89,15 @@ class _GraphBuilder:
         return self._node("Flatten", [self._node("Transpose", [x], perm=[0, 3, 2, 1])], axis=1)
 
     def model(self, outputs: list[tuple[str, str]], input_shape: list[Any]) -> bytes:
-        from onnx import TensorProto, helper
-
-        graph = helper.make_graph(
-            self.nodes + [helper.make_node("Identity", [node], [name]) for name, node in outputs],
+        return onnx_proto.model(
+            self.nodes + [onnx_proto.node("Identity", [node], [name]) for name, node in outputs],
             "mtcnn",
-            [helper.make_tensor_value_info("image", TensorProto.FLOAT, input_shape)],
-            [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name, _ in outputs],
+            [onnx_proto.value_info("image", input_shape)],
+            [onnx_proto.value_info(name, None) for name, _ in outputs],
             self.initializers,
+            opset=13,
+            ir_version=7,
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-        model.ir_version = 7
-        return model.SerializeToString()
 
 
 def _pnet() -> bytes:
