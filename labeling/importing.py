@@ -41,6 +41,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from core.data import FERPLUS_COLUMNS, IMAGE_SUFFIXES, is_ferplus_folder, list_images, read_ferplus
+from core.data.ferplus import read_ferplus_votes
 from core.images import MAX_FILE_BYTES, ImageError
 from core.labels import normalise_label
 
@@ -174,17 +175,12 @@ def _zip_items(
             yield ImportItem(f"{path}!{info.filename}", member.name, read, votes, parts=member.parts)
 
 
-def _ferplus_counts(folder: Path) -> dict[str, list[float]]:
-    with open(folder / "label.csv", newline="") as handle:
-        return {row[0].strip(): [float(v) for v in row[2:12]] for row in csv.reader(handle) if row and row[0].strip()}
-
-
 def _ferplus_items(folder: Path, labels: Sequence[str], annotator: str, notes: set[str]) -> Iterator[ImportItem]:
     kept = read_ferplus(folder, labels, mode="distribution")
     for rule, count in kept.skipped.items():
         if count:
             notes.add(f"FER+ {folder}: {count} images left out ({rule})")
-    counts = _ferplus_counts(folder)
+    counts = read_ferplus_votes(folder)
     for path, top in zip(kept.paths, kept.label_indices):
         votes: list[str] = []
         for column, name in enumerate(FERPLUS_COLUMNS):

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..labels import normalise_label
 
-__all__ = ["FERPLUS_COLUMNS", "FerPlusSamples", "read_ferplus", "is_ferplus_folder"]
+__all__ = ["FERPLUS_COLUMNS", "FerPlusSamples", "read_ferplus", "read_ferplus_votes", "is_ferplus_folder"]
 
 FERPLUS_COLUMNS: tuple[str, ...] = (
     "neutral",
@@ -60,6 +60,16 @@ def is_ferplus_folder(folder: str | Path) -> bool:
     return (Path(folder) / "label.csv").is_file()
 
 
+def read_ferplus_votes(folder: str | Path) -> dict[str, np.ndarray]:
+    """The one parser of ``label.csv``: image name (as written, relative to ``folder``) -> its 10 raw vote counts."""
+    with open(Path(folder) / "label.csv", newline="") as handle:
+        return {
+            row[0].strip(): np.asarray([float(v) for v in row[2:12]], dtype=np.float64)
+            for row in csv.reader(handle)
+            if row and row[0].strip()
+        }
+
+
 def _column_to_label_index(labels: Sequence[str]) -> dict[int, int]:
     mapping = {}
     for column, name in enumerate(FERPLUS_COLUMNS[:_EMOTION_COLUMNS]):
@@ -80,39 +90,36 @@ def read_ferplus(folder: str | Path, labels: Sequence[str], mode: str = "majorit
     paths: list[Path] = []
     indices: list[int] = []
     soft_rows: list[np.ndarray] = []
-    with open(folder / "label.csv", newline="") as handle:
-        for row in csv.reader(handle):
-            if not row or not row[0].strip():
-                continue
-            votes = np.asarray([float(v) for v in row[2:12]], dtype=np.float64)
-            votes[votes <= 1.0] = 0.0  # single votes are outliers in the FER+ protocol
-            total = votes.sum()
-            top = int(np.argmax(votes))
-            if total <= 0:
-                skipped["no_majority"] += 1
-                continue
-            if mode == "majority" and votes[top] <= 0.5 * total:
-                skipped["no_majority"] += 1
-                continue
-            if top >= _EMOTION_COLUMNS:
-                skipped["unknown_or_not_face"] += 1
-                continue
-            if top not in to_label:
-                skipped["outside_label_set"] += 1
-                continue
-            path = folder / row[0].strip()
-            if not path.is_file():
-                skipped["missing_file"] += 1
-                continue
-            soft = np.zeros(len(labels), dtype=np.float32)
-            if mode == "majority":
-                soft[to_label[top]] = 1.0
-            else:
-                for column, label_index in to_label.items():
-                    soft[label_index] += votes[column]
-                soft /= soft.sum()
-            paths.append(path)
-            indices.append(to_label[top])
-            soft_rows.append(soft)
+    for name, counts in read_ferplus_votes(folder).items():
+        votes = counts.copy()
+        votes[votes <= 1.0] = 0.0  # single votes are outliers in the FER+ protocol
+        total = votes.sum()
+        top = int(np.argmax(votes))
+        if total <= 0:
+            skipped["no_majority"] += 1
+            continue
+        if mode == "majority" and votes[top] <= 0.5 * total:
+            skipped["no_majority"] += 1
+            continue
+        if top >= _EMOTION_COLUMNS:
+            skipped["unknown_or_not_face"] += 1
+            continue
+        if top not in to_label:
+            skipped["outside_label_set"] += 1
+            continue
+        path = folder / name
+        if not path.is_file():
+            skipped["missing_file"] += 1
+            continue
+        soft = np.zeros(len(labels), dtype=np.float32)
+        if mode == "majority":
+            soft[to_label[top]] = 1.0
+        else:
+            for column, label_index in to_label.items():
+                soft[label_index] += votes[column]
+            soft /= soft.sum()
+        paths.append(path)
+        indices.append(to_label[top])
+        soft_rows.append(soft)
     soft_targets = np.stack(soft_rows) if soft_rows else np.zeros((0, len(labels)), dtype=np.float32)
     return FerPlusSamples(paths, np.asarray(indices, dtype=np.int64), soft_targets, labels, skipped)
