@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from core.classifier import Classifier
-from core.metrics import classification_metrics
 
 from ..settings import PromotionRules
-from ..training import Dataset
+from ..training import Dataset, evaluate_dataset
 
 __all__ = ["evaluate", "compare", "decide", "format_comparison", "STORE_TEST", "BASE_BENCHMARK"]
 
@@ -20,8 +17,7 @@ BASE_BENCHMARK = "base_benchmark"
 
 def evaluate(classifier: Classifier, data: Dataset) -> dict[str, Any]:
     """Batched metrics (accuracy, macro recall, per-class accuracy, confusion matrix) of one model on one set."""
-    probs = classifier.predict_gray_batch(data.images)
-    return classification_metrics(probs, np.asarray(data.label_indices), classifier.labels)
+    return evaluate_dataset(classifier, data)
 
 
 def compare(candidate: dict[str, dict], current: dict[str, dict], rules: PromotionRules) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""Evaluate a model: on in-memory faces (each epoch of a run), or a weights folder on a labelled folder with the
-paper's metrics plus size, FLOPs and latency (``tsnet evaluate``, ``tsnet report``)."""
+"""The one evaluator: :func:`score` turns a model's probabilities into the paper's metrics. Over it, in-memory faces
+(:func:`evaluate_dataset`: each epoch of a run, and the retrain job's candidate vs current) and a labelled folder
+with size, FLOPs and latency (:func:`evaluate_classifier`: ``tsnet evaluate``, ``tsnet report``)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -13,17 +15,25 @@ from core.metrics import classification_metrics, count_flops, count_parameters, 
 
 from .data import Dataset
 
-__all__ = ["evaluate_dataset", "evaluate_classifier", "format_report"]
+__all__ = ["score", "evaluate_dataset", "evaluate_classifier", "format_report"]
 
 
-def evaluate_dataset(classifier: Classifier, data: Dataset) -> dict:
-    """The paper's metrics on in-memory faces, plus ``loss``: the mean negative log-likelihood of the true class."""
-    probs = classifier.predict_gray_batch(data.images)
-    truth = data.label_indices.numpy()
-    metrics = classification_metrics(probs, truth, classifier.labels)
+def score(probs: np.ndarray, truth: np.ndarray, labels: Sequence[str], per_face: bool = False) -> dict:
+    """The paper's metrics (accuracy, macro precision / recall / AUC, per-class accuracy, confusion matrix), plus
+    ``loss``: the mean negative log-likelihood of the true class, and with ``per_face`` also ``correct``: whether
+    each face was classified right (what the retrain job's paired bootstrap resamples)."""
+    truth = np.asarray(truth)
+    metrics = classification_metrics(probs, truth, labels)
     log_probs = np.log(np.clip(probs, 1e-8, 1.0))
     metrics["loss"] = float(-log_probs[np.arange(len(probs)), truth].mean()) if len(probs) else 0.0
+    if per_face:
+        metrics["correct"] = (np.asarray(probs).argmax(axis=1) == truth).astype(int).tolist()
     return metrics
+
+
+def evaluate_dataset(classifier: Classifier, data: Dataset, per_face: bool = False) -> dict:
+    """:func:`score` of ``classifier`` on in-memory faces."""
+    return score(classifier.predict_gray_batch(data.images), data.label_indices, classifier.labels, per_face)
 
 
 def evaluate_classifier(classifier: Classifier, data_dir: str, latency: bool = True) -> dict:
@@ -33,7 +43,7 @@ def evaluate_classifier(classifier: Classifier, data_dir: str, latency: bool = T
     started = time.perf_counter()
     probs = classifier.predict_gray_batch(images)
     seconds = time.perf_counter() - started
-    report = classification_metrics(probs, samples.label_indices, classifier.labels)
+    report = score(probs, samples.label_indices, classifier.labels)
     cfg = classifier.config
     shape = (1, cfg.in_chans, cfg.input_size, cfg.input_size)
     report.update(
