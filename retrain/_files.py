@@ -43,6 +43,8 @@ def replace_symlink(link: Path, target: str) -> None:
     os.replace(temporary, link)
 
 
+# Not the ``filelock`` library: its lock keeps the descriptor private, so a held lock cannot be handed to the worker
+# process through ``pass_fds`` and adopted there (:meth:`FileLock.adopt`), which the retrain service relies on.
 class FileLock:
     """An exclusive ``flock``: held across processes, released by the kernel when its holder dies (even on kill -9)."""
 
