@@ -1,7 +1,7 @@
-"""``python -m webapp``: same as ``tsnet serve`` (the command line lives in ``tsnet``)."""
+"""``python -m webapp``: hands the process over to ``tsnet serve`` (same flags and help), which owns the command
+line; an exec rather than an import, so webapp never imports the tsnet package above it."""
 
+import os
 import sys
 
-from tsnet.cli import main
-
-sys.exit(main(["serve", *sys.argv[1:]]))
+os.execv(sys.executable, [sys.executable, "-m", "tsnet", "serve", *sys.argv[1:]])
