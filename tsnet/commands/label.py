@@ -10,12 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from .._console import note
+from .._options import add_db
 
 __all__ = ["register"]
-
-
-def _add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", type=Path, help="annotation database (default: $TSNET_HOME/annotations.db)")
 
 
 def _database(args: argparse.Namespace) -> Path:
@@ -148,7 +145,7 @@ def _configure(label: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="image files, folders, .zip archives, FER+ folders, or a labels .csv (header: path[,label][,group])",
     )
-    _add_db(importer)
+    add_db(importer)
     importer.add_argument(
         "--labels-from-folders", action="store_true", help="label each image by its top subfolder name"
     )
@@ -175,7 +172,7 @@ def _configure(label: argparse.ArgumentParser) -> None:
     importer.set_defaults(handler=_import)
 
     stats = commands.add_parser("stats", help="counts per class and split, per annotator, agreement")
-    _add_db(stats)
+    add_db(stats)
     stats.add_argument("--json", action="store_true", help="machine-readable output")
     stats.set_defaults(handler=_stats)
 
@@ -185,7 +182,7 @@ def _configure(label: argparse.ArgumentParser) -> None:
     target.add_argument(
         "--push", metavar="REPO", help="push to this Hub dataset repo (endpoint: --endpoint or HF_ENDPOINT)"
     )
-    _add_db(export)
+    add_db(export)
     export.add_argument("--format", choices=("hf", "folder"), default="hf", help="--to layout (default: %(default)s)")
     export.add_argument("--image", choices=("crop", "original"), default="crop", help="which image to export")
     export.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or huggingface.co)")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._console import note_data_folder
+from .._options import add_db
 
 __all__ = ["register"]
 
@@ -42,6 +43,7 @@ def _retrain(args: argparse.Namespace) -> int:
     from retrain.jobs import JobAlreadyRunning
     from retrain.jobs.foreground import claim_job
     from retrain.jobs.promotion import format_comparison
+    from retrain.layout import DataLayout
 
     try:
         job = claim_job(settings, epochs=args.epochs, push_repo=args.push)
@@ -60,7 +62,7 @@ def _retrain(args: argparse.Namespace) -> int:
             pass
 
     try:
-        db = args.db or settings.home / "annotations.db"
+        db = args.db or DataLayout(settings.home).database
         outcome = job.run(settings, db, epochs=args.epochs, push_repo=args.push, log=log)
     finally:
         if bar is not None:
@@ -114,7 +116,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _configure_retrain(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", type=Path, help="annotation database (default: $TSNET_HOME/annotations.db)")
+    add_db(parser)
     parser.add_argument(
         "--push", metavar="REPO", help="Hugging Face model repo to publish to (default: $TSNET_HUB_REPO)"
     )
