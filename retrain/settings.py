@@ -51,6 +51,13 @@ _ENV = {
     "base_teacher": "TSNET_BASE_TEACHER",
     "push_repo": "TSNET_HUB_REPO",
     "epochs": "TSNET_RETRAIN_EPOCHS",
+    "stages": "TSNET_RETRAIN_STAGES",
+    "student_lr": "TSNET_RETRAIN_LR",
+    "store_repeat": "TSNET_STORE_REPEAT",
+    "replay_targets": "TSNET_REPLAY_TARGETS",
+    "ema_decay": "TSNET_RETRAIN_EMA",
+    "freeze_batchnorm": "TSNET_FREEZE_BATCHNORM",
+    "guard_alpha": "TSNET_GUARD_ALPHA",
     "threads": "TSNET_RETRAIN_THREADS",
     "push_retries": "TSNET_PUSH_RETRIES",
     "push_backoff": "TSNET_PUSH_BACKOFF",
@@ -69,14 +76,21 @@ class RetrainSettings:
     home: Path = field(default_factory=_home_from_env)
     replay_data: str | None = None  # None: ../shared FER+ FER2013Train when present
     replay_size: int = 800
-    replay_seed: int = 0
     benchmark_data: str | None = None  # None: ../shared FER+ FER2013Valid when present
     base_student: str | None = None  # the implicit "base" version; None: served/shipped default
     base_teacher: str | None = None
     push_repo: str | None = None
-    epochs: int = 2
+    # The recipe (measured on taiwanese-dev, see the README's Retrain section): fine-tune the student alone,
+    # the user's faces repeated ``store_repeat`` times beside the replay sample, on a cosine schedule.
+    stages: str = "student"  # or "teacher+student": fine-tune the teacher, then distil the student from it
+    epochs: int = 4
     teacher_lr: float = 0.002
-    student_lr: float = 0.002
+    student_lr: float = 0.01
+    store_repeat: int = 3
+    replay_targets: str = "votes"  # "votes": FER+ vote shares, "majority": one-hot majority labels
+    ema_decay: float | None = None  # keep and ship a moving average of the weights (e.g. 0.98)
+    freeze_batchnorm: bool = False
+    guard_alpha: float = 0.5  # without replay data: weight of distillation from the current student (LwF)
     batch_size: int = 64
     temperature: float | None = None  # None: the current student's recipe, else core's default
     alpha: float | None = None
@@ -98,9 +112,7 @@ class RetrainSettings:
             target = settings.rules if name in rule_names else settings
             current = getattr(target, name)
             kind = type(current) if current is not None else str
-            if name in ("threads", "epochs", "replay_size", "push_retries", "min_store_test", "min_store_groups"):
-                kind = int
-            setattr(target, name, kind(raw))
+            setattr(target, name, _parse(name, raw, kind))
         for name, value in overrides.items():
             if value is not None:
                 setattr(settings.rules if name in rule_names else settings, name, value)
@@ -121,8 +133,25 @@ class RetrainSettings:
     def from_json(cls, text: str) -> RetrainSettings:
         data = json.loads(text)
         data["home"] = Path(data["home"])
-        data["rules"] = PromotionRules(**data["rules"])
-        return cls(**data)
+        known_rules = {f.name for f in fields(PromotionRules)}
+        data["rules"] = PromotionRules(**{k: v for k, v in data["rules"].items() if k in known_rules})
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})  # settings of an older release
+
+
+_INTEGERS = {"threads", "epochs", "replay_size", "push_retries", "min_store_test", "min_store_groups", "store_repeat"}
+_FLOATS = {"ema_decay"}
+
+
+def _parse(name: str, raw: str, kind: type) -> Any:
+    """An environment variable's text as the field's type (``"0"``/``"false"`` are False, ``""`` unsets a float)."""
+    if name in _INTEGERS:
+        return int(raw)
+    if name in _FLOATS:
+        return float(raw) if raw.strip() else None
+    if kind is bool:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return kind(raw)
 
 
 def _existing(configured: str | None, default: Path) -> Path | None:

@@ -27,8 +27,11 @@ RETRAIN_ENV = {
     "TSNET_BENCHMARK_DATA": "",
     "TSNET_RETRAIN_EPOCHS": "1",
     "TSNET_RETRAIN_THREADS": "1",
+    "TSNET_RETRAIN_LR": "0.002",  # random-init tiny models diverge at the recipe's 0.01
+    "TSNET_STORE_REPEAT": "1",  # and overflow half precision when trained longer
     "TSNET_MAX_STORE_DROP": "1.0",  # random-init models: promote whatever comes out
     "TSNET_MIN_STORE_TEST": "1",
+    "TSNET_MIN_STORE_GROUPS": "1",
 }
 
 

@@ -4,17 +4,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from core.data import load_gray_images, read_labelled_folder
+from core.data import is_ferplus_folder, load_gray_images, read_labelled_folder
 from labeling import AnnotationStore
 
 from ..training import Dataset
 
-__all__ = ["store_split", "replay_sample", "benchmark_set", "concat", "replay_files"]
+__all__ = ["StoreSplit", "store_split", "replay_sample", "benchmark_set", "concat", "replay_files"]
 
 
 def _empty(classes: int) -> Dataset:
@@ -25,8 +26,17 @@ def _empty(classes: int) -> Dataset:
     )
 
 
-def store_split(store: AnnotationStore, split: str, labels: Sequence[str]) -> tuple[Dataset, list[str]]:
-    """The store's labelled ``split`` in the model's label order; returns the dataset and its image ids."""
+@dataclass
+class StoreSplit:
+    """One split of the store as training data, with each face's image id and split group (for the bootstrap)."""
+
+    data: Dataset
+    ids: list[str]
+    groups: list[str]
+
+
+def store_split(store: AnnotationStore, split: str, labels: Sequence[str]) -> StoreSplit:
+    """The store's labelled ``split`` in the model's label order."""
     labels = list(labels)
     missing = [name for name in store.labels if name not in labels]
     if missing:
@@ -34,17 +44,17 @@ def store_split(store: AnnotationStore, split: str, labels: Sequence[str]) -> tu
     to_model = np.array([labels.index(name) for name in store.labels])
     samples = store.samples(split)
     if not samples:
-        return _empty(len(labels)), []
+        return StoreSplit(_empty(len(labels)), [], [])
     soft = np.zeros((len(samples), len(labels)), dtype=np.float32)
     for row, sample in enumerate(samples):
         soft[row, to_model] = sample.soft_target
-    return (
-        Dataset(
-            load_gray_images([sample.crop for sample in samples]),
-            torch.from_numpy(to_model[[sample.label_index for sample in samples]].astype(np.int64)),
-            torch.from_numpy(soft),
-        ),
-        [sample.image_id for sample in samples],
+    data = Dataset(
+        load_gray_images([sample.crop for sample in samples]),
+        torch.from_numpy(to_model[[sample.label_index for sample in samples]].astype(np.int64)),
+        torch.from_numpy(soft),
+    )
+    return StoreSplit(
+        data, [sample.image_id for sample in samples], [sample.group or sample.image_id for sample in samples]
     )
 
 
@@ -55,17 +65,26 @@ def replay_files(folder: Path, labels: Sequence[str], size: int, seed: int) -> l
     return [samples.paths[i] for i in np.sort(order)]
 
 
-def replay_sample(folder: Path, labels: Sequence[str], size: int, seed: int) -> tuple[Dataset, list[str]]:
-    """``size`` faces of the base training data with their FER+ vote shares; returns dataset and file names."""
+def replay_sample(
+    folder: Path, labels: Sequence[str], size: int, seed: int, targets: str = "votes"
+) -> tuple[Dataset, list[str]]:
+    """``size`` faces of the base training data (those with a majority label, the same ones as
+    :func:`replay_files`); their targets are the FER+ vote shares (``targets="votes"``, what the base model was
+    trained on) or one-hot majority labels. Returns the dataset and the file names."""
     samples = read_labelled_folder(folder, list(labels), "majority")
     order = np.sort(np.random.default_rng(seed).permutation(len(samples))[: max(size, 0)])
     if len(order) == 0:
         return _empty(len(labels)), []
+    soft = samples.soft_targets[order]
+    if targets == "votes" and is_ferplus_folder(folder):
+        shares = read_labelled_folder(folder, list(labels), "distribution")
+        row_of = {path: row for row, path in enumerate(shares.paths)}
+        soft = np.stack([shares.soft_targets[row_of[samples.paths[i]]] for i in order])
     return (
         Dataset(
             load_gray_images([samples.paths[i] for i in order]),
             torch.from_numpy(samples.label_indices[order]),
-            torch.from_numpy(samples.soft_targets[order].astype(np.float32)),
+            torch.from_numpy(soft.astype(np.float32)),
         ),
         [samples.paths[i].name for i in order],
     )

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from core.weights import CONFIG_NAME, ModelConfig, load_weights, read_config
 from labeling import AnnotationStore
 
 from .._files import write_json_atomically
-from ..hub.version_push import card_metrics, push_pending
+from ..hub.version_push import PENDING, card_metrics, push_pending
 from ..registry import ModelRegistry
 from ..registry.model_card import write_model_card
 from ..settings import RetrainSettings
@@ -52,8 +52,9 @@ def _stop_check(handle: JobHandle, world: int) -> Callable[[], bool]:
 
 
 def _train_config(
-    source: ModelConfig, source_dir: Path, out: Path, settings: RetrainSettings, epochs: int, lr: float
+    source: ModelConfig, source_dir: Path, out: Path, settings: RetrainSettings, epochs: int
 ) -> TrainConfig:
+    """A fine-tuning run of ``source`` on the job's faces with the recipe's schedule and options."""
     kwargs = source.model_kwargs
     return TrainConfig(
         architecture=source.architecture,
@@ -62,7 +63,7 @@ def _train_config(
         labels=list(source.labels),
         epochs=epochs,
         batch_size=settings.batch_size,
-        lr=lr,
+        lr=settings.student_lr,
         schedule="cosine",
         input_size=source.input_size,
         stem=kwargs.get("stem", "imagenet"),
@@ -72,6 +73,9 @@ def _train_config(
         threads=settings.threads,
         flip_tta=bool(source.training.get("flip_tta", False)),
         device="cpu",
+        target_mode="distribution" if settings.replay_targets == "votes" else "majority",
+        ema_decay=settings.ema_decay,
+        freeze_batchnorm=settings.freeze_batchnorm,
     )
 
 
@@ -82,6 +86,256 @@ def _stage(handle: JobHandle | None, log: Log, stage: str, message: str, check_c
             raise JobCancelled(f"cancelled before {stage}")
         handle.event(stage, None, message=message)
     log(message)
+
+
+@dataclass
+class _Sources:
+    """The version the job starts from: its registry, name, weights folders and configs."""
+
+    registry: ModelRegistry
+    parent: str
+    folders: dict[str, Path]
+    student: ModelConfig
+    teacher: ModelConfig
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.student.labels)
+
+
+@dataclass
+class _JobData:
+    """What the job trains and judges on, what it recorded of it, and what it had to do without."""
+
+    train: Dataset
+    validation: Dataset
+    test: Dataset
+    test_groups: list[str]
+    snapshot: dict[str, Any]
+    replay_faces: int
+    warnings: list[str] = field(default_factory=list)
+
+
+NO_REPLAY_WARNING = (
+    "no replay data: the job could not rehearse FER+ faces, so it guarded against forgetting by distilling from the"
+    " current model on your own images; set TSNET_REPLAY_DATA to a FER+ FER2013Train folder"
+)
+NO_BENCHMARK_WARNING = (
+    "benchmark not run: no benchmark data, so forgetting of what the model knew was not measured; set"
+    " TSNET_BENCHMARK_DATA to a FER+ FER2013Valid folder"
+)
+
+
+def _sources(settings: RetrainSettings) -> _Sources:
+    registry = ModelRegistry(settings.home, {"student": settings.base_student, "teacher": settings.base_teacher})
+    parent = registry.current()
+    folders = {name: registry.weights_folder(parent, name) for name in ("student", "teacher")}
+    for name, folder in folders.items():
+        if not (folder / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"no current {name} weights at {folder} (version {parent})")
+    sources = _Sources(registry, parent, folders, read_config(folders["student"]), read_config(folders["teacher"]))
+    if list(sources.teacher.labels) != sources.labels:
+        raise ValueError(f"teacher labels {sources.teacher.labels} differ from the student's {sources.labels}")
+    return sources
+
+
+def _job_data(store: AnnotationStore, labels: list[str], settings: RetrainSettings, log: Log) -> _JobData:
+    """The store's splits, the user's faces repeated ``store_repeat`` times, and the replay sample when there is one."""
+    train_new = store_split(store, "train", labels)
+    if not len(train_new.data):
+        raise ValueError(f"{store.path} has no labelled training faces yet: label some images first")
+    validation, test = store_split(store, "validation", labels), store_split(store, "test", labels)
+    replay_folder = settings.resolved_replay()
+    replay_names: list[str] = []
+    train = concat(*[train_new.data] * max(settings.store_repeat, 1))
+    warnings = []
+    if replay_folder is not None and settings.replay_size > 0:
+        replay, replay_names = replay_sample(
+            replay_folder, labels, settings.replay_size, settings.seed, settings.replay_targets
+        )
+        train = concat(train, replay)
+    else:
+        warnings.append(NO_REPLAY_WARNING)
+    if settings.resolved_benchmark() is None:
+        warnings.append(NO_BENCHMARK_WARNING)
+    snapshot = {
+        "store": str(store.path),
+        "splits": {"train": train_new.ids, "validation": validation.ids, "test": test.ids},
+        "replay": {"folder": str(replay_folder) if replay_folder else None, "files": replay_names},
+    }
+    log(
+        f"{len(train_new.data)} store faces (x{max(settings.store_repeat, 1)}) + {len(replay_names)} replay faces;"
+        f" {len(validation.data)} validation, {len(test.data)} test"
+    )
+    for warning in warnings:
+        log(f"warning: {warning}")
+    return _JobData(train, validation.data, test.data, test.groups, snapshot, len(replay_names), warnings)
+
+
+def _student_config(
+    sources: _Sources, settings: RetrainSettings, work: Path, epochs: int, teacher: Path | None, guard: bool
+) -> TrainConfig:
+    """The student's run: the recipe's schedule, distilled from ``teacher`` when one was fine-tuned, or from the
+    current student itself (learning without forgetting) when ``guard`` stands in for missing replay data."""
+    config = _train_config(sources.student, sources.folders["student"], work / "student", settings, epochs)
+    config.lr = settings.student_lr
+    if teacher is not None or guard:
+        config.teacher = str(teacher if teacher is not None else sources.folders["student"])
+        config.teacher_cache = True
+        config.temperature = settings.temperature or sources.student.training.get("temperature", DEFAULT_TEMPERATURE)
+        default_alpha = sources.student.training.get("alpha", DEFAULT_ALPHA) if teacher is not None else None
+        config.alpha = settings.alpha if settings.alpha is not None else (default_alpha or settings.guard_alpha)
+    return config
+
+
+def _train_models(
+    sources: _Sources,
+    data: _JobData,
+    settings: RetrainSettings,
+    handle: JobHandle,
+    epochs: int,
+    log: Log,
+    distributed: tuple[int, int],
+) -> tuple[Path, Path, dict[str, list[dict]]]:
+    """The recipe's training stages; returns the teacher and student weights folders and the curves."""
+    rank, world = distributed
+    main_handle = handle if rank == 0 else None
+    should_stop = _stop_check(handle, world)
+    curves: dict[str, list[dict]] = {"teacher": [], "student": []}
+    validation = data.validation if len(data.validation) else None
+
+    def train_stage(stage: str, config: TrainConfig) -> Path:
+        def record(metrics: dict) -> None:
+            curves[stage].append(metrics)
+            if main_handle is not None:
+                main_handle.event(stage, metrics["epoch"], epochs=epochs, metrics=metrics)
+
+        return run_training(
+            config, log=log, train_set=data.train, val_set=validation, on_epoch=record, should_stop=should_stop
+        )
+
+    teacher = None
+    try:
+        if settings.stages == "teacher+student":
+            _stage(main_handle, log, "teacher", f"fine-tuning the teacher for {epochs} epoch(s)", world == 1)
+            config = _train_config(
+                sources.teacher, sources.folders["teacher"], handle.work_dir / "teacher", settings, epochs
+            )
+            config.lr = settings.teacher_lr
+            teacher = train_stage("teacher", config)
+        _stage(main_handle, log, "student", f"training the student for {epochs} epoch(s)", world == 1)
+        guard = data.replay_faces == 0
+        student = train_stage("student", _student_config(sources, settings, handle.work_dir, epochs, teacher, guard))
+    except TrainingCancelled as error:
+        raise JobCancelled(str(error)) from error
+    return teacher or sources.folders["teacher"], student, curves
+
+
+def _judge(
+    sources: _Sources, data: _JobData, student: Path, settings: RetrainSettings, handle: JobHandle, log: Log
+) -> tuple[bool, list[str], dict[str, Any]]:
+    """Candidate vs current student on the store's test split and the benchmark; the decision and the metrics."""
+    _stage(handle, log, "evaluate", "evaluating candidate and current student")
+    sets: dict[str, Dataset] = {}
+    if len(data.test):
+        sets[promotion.STORE_TEST] = data.test
+    benchmark_folder = settings.resolved_benchmark()
+    if benchmark_folder is not None:
+        sets[promotion.BASE_BENCHMARK] = benchmark_set(benchmark_folder, sources.labels)
+    candidate = Classifier(*load_weights(student), source=str(student))
+    current = Classifier(*load_weights(sources.folders["student"]), source=str(sources.folders["student"]))
+    candidate_evals = {name: promotion.evaluate(candidate, data_set) for name, data_set in sets.items()}
+    current_evals = {name: promotion.evaluate(current, data_set) for name, data_set in sets.items()}
+    groups = {promotion.STORE_TEST: data.test_groups}
+    comparison = promotion.compare(candidate_evals, current_evals, settings.rules, groups)
+    promote, reasons = promotion.decide(comparison, data.warnings)
+    handle.update(comparison=comparison, decision=reasons, warnings=data.warnings)
+    handle.event("evaluate", None, comparison=comparison, decision=reasons)
+    for reason in reasons:
+        log(reason)
+    metrics = {
+        "evaluations": _without_correct(candidate_evals),
+        "current_evaluations": _without_correct(current_evals),
+        "comparison": comparison,
+        "warnings": data.warnings,
+    }
+    return promote, reasons, metrics
+
+
+def _without_correct(evaluations: dict[str, dict]) -> dict[str, dict]:
+    """Metrics as recorded with a version: the per-face ``correct`` list was for the bootstrap only."""
+    return {name: {k: v for k, v in row.items() if k != "correct"} for name, row in evaluations.items()}
+
+
+def _register(
+    sources: _Sources,
+    data: _JobData,
+    trained: tuple[Path, Path],
+    decision: tuple[bool, list[str]],
+    metrics: dict[str, Any],
+    settings: RetrainSettings,
+    handle: JobHandle,
+    epochs: int,
+    log: Log,
+) -> str:
+    """Stage the candidate, enter it in the registry and serve it when the rule promoted it."""
+    _stage(handle, log, "register", "registering the candidate")
+    promote, reasons = decision
+    staging = sources.registry.staging_dir(handle.id)
+    _copy_weights(trained[0], staging / "teacher")
+    _copy_weights(trained[1], staging / "student")
+    record = {
+        "parent": sources.parent,
+        "job": handle.id,
+        "snapshot": data.snapshot,
+        "decision": {"promote": promote, "reasons": reasons},
+        "warnings": data.warnings,
+        "settings": {
+            "epochs": epochs,
+            "replay_size": data.replay_faces,
+            "stages": settings.stages,
+            "rules": asdict(settings.rules),
+        },
+    }
+
+    def prepare(folder: Path, version: str) -> None:
+        _stamp_version(folder / "teacher", version, {})
+        _stamp_version(folder / "student", version, metrics)
+        description = f"T-SNet Studio student {version}."
+        if data.warnings:
+            description += "\n\n" + "\n".join(f"**Warning:** {warning}." for warning in data.warnings)
+        write_model_card(folder / "student", metrics=card_metrics(metrics), description=description)
+
+    version = sources.registry.register(staging, record, metrics, prepare)
+    if promote:
+        sources.registry.promote(version)
+        log(f"promoted {version}; it is now served")
+    else:
+        log(f"registered {version} without promoting it")
+    return version
+
+
+def _publish(
+    registry: ModelRegistry,
+    version: str,
+    promote: bool,
+    repo: str | None,
+    settings: RetrainSettings,
+    handle: JobHandle,
+    log: Log,
+) -> str | None:
+    """Push the promoted version (and any earlier one still pending) to the Hub; returns this version's outcome."""
+    if not (repo or any(registry.record(v).get("pushed") == PENDING for v in registry.versions())):
+        return None
+    _stage(handle, log, "publish", "publishing to the Hugging Face Hub", check_cancel=False)
+    if promote and repo:
+        registry.update_record(version, pushed=PENDING, push_repo=repo)
+    outcome = None
+    for pushed_version, pushed in push_pending(registry, settings):
+        log(f"{pushed_version}: {pushed}")
+        if pushed_version == version or outcome is None:
+            outcome = pushed
+    return outcome
 
 
 def run_retrain(
@@ -96,145 +350,30 @@ def run_retrain(
     world: int = 1,
 ) -> dict[str, Any]:
     """Run the job; returns the result fields of the job state (rank 0) or {} (other ranks)."""
-    is_main = rank == 0
-    main_handle = handle if is_main else None
     epochs = epochs or settings.epochs
-    registry = ModelRegistry(settings.home, {"student": settings.base_student, "teacher": settings.base_teacher})
-    parent = registry.current()
-    sources = {name: registry.weights_folder(parent, name) for name in ("student", "teacher")}
-    for name, folder in sources.items():
-        if not (folder / CONFIG_NAME).is_file():
-            raise FileNotFoundError(f"no current {name} weights at {folder} (version {parent})")
-    student_cfg, teacher_cfg = read_config(sources["student"]), read_config(sources["teacher"])
-    labels = list(student_cfg.labels)
-    if list(teacher_cfg.labels) != labels:
-        raise ValueError(f"teacher labels {teacher_cfg.labels} differ from the student's {labels}")
-
-    _stage(main_handle, log, "prepare", f"loading data (current version {parent})", world == 1)
-    train_new, train_ids = store_split(store, "train", labels)
-    if not len(train_new):
-        raise ValueError(f"{store.path} has no labelled training faces yet: label some images first")
-    val_set, val_ids = store_split(store, "validation", labels)
-    test_set, test_ids = store_split(store, "test", labels)
-    replay_folder = settings.resolved_replay()
-    replay_names: list[str] = []
-    train = train_new
-    if replay_folder is not None and settings.replay_size > 0:
-        replay, replay_names = replay_sample(replay_folder, labels, settings.replay_size, settings.seed)
-        train = concat(train_new, replay)
-    snapshot = {
-        "store": str(store.path),
-        "splits": {"train": train_ids, "validation": val_ids, "test": test_ids},
-        "replay": {"folder": str(replay_folder) if replay_folder else None, "files": replay_names},
-    }
-    log(
-        f"{len(train_new)} store faces + {len(replay_names)} replay faces;"
-        f" {len(val_set)} validation, {len(test_set)} test"
+    sources = _sources(settings)
+    _stage(
+        handle if rank == 0 else None, log, "prepare", f"loading data (current version {sources.parent})", world == 1
     )
-
-    should_stop = _stop_check(handle, world)
-    work = handle.work_dir
-    curves: dict[str, list[dict]] = {"teacher": [], "student": []}
-
-    def train_stage(stage: str, config: TrainConfig) -> Path:
-        """One training stage with its epochs recorded as curves and job events."""
-
-        def record(metrics: dict) -> None:
-            curves[stage].append(metrics)
-            if main_handle is not None:
-                main_handle.event(stage, metrics["epoch"], epochs=epochs, metrics=metrics)
-
-        return run_training(config, log=log, train_set=train, val_set=val, on_epoch=record, should_stop=should_stop)
-
-    val = val_set if len(val_set) else None
-    try:
-        _stage(main_handle, log, "teacher", f"fine-tuning the teacher for {epochs} epoch(s)", world == 1)
-        teacher_config = _train_config(
-            teacher_cfg, sources["teacher"], work / "teacher", settings, epochs, settings.teacher_lr
-        )
-        teacher_best = train_stage("teacher", teacher_config)
-        _stage(main_handle, log, "student", f"distilling the student for {epochs} epoch(s)", world == 1)
-        student_config = _train_config(
-            student_cfg, sources["student"], work / "student", settings, epochs, settings.student_lr
-        )
-        student_config.teacher = str(teacher_best)
-        student_config.teacher_cache = True
-        student_config.temperature = settings.temperature or student_cfg.training.get(
-            "temperature", DEFAULT_TEMPERATURE
-        )
-        student_config.alpha = (
-            settings.alpha if settings.alpha is not None else student_cfg.training.get("alpha", DEFAULT_ALPHA)
-        )
-        student_best = train_stage("student", student_config)
-    except TrainingCancelled as error:
-        raise JobCancelled(str(error)) from error
-    if not is_main:
+    data = _job_data(store, sources.labels, settings, log)
+    teacher, student, curves = _train_models(sources, data, settings, handle, epochs, log, (rank, world))
+    if rank != 0:
         return {}
-
-    _stage(main_handle, log, "evaluate", "evaluating candidate and current student")
-    sets: dict[str, Dataset] = {}
-    if len(test_set):
-        sets[promotion.STORE_TEST] = test_set
-    benchmark_folder = settings.resolved_benchmark()
-    if benchmark_folder is not None:
-        sets[promotion.BASE_BENCHMARK] = benchmark_set(benchmark_folder, labels)
-    candidate = Classifier(*load_weights(student_best), source=str(student_best))
-    current = Classifier(*load_weights(sources["student"]), source=str(sources["student"]))
-    candidate_evals = {name: promotion.evaluate(candidate, data) for name, data in sets.items()}
-    current_evals = {name: promotion.evaluate(current, data) for name, data in sets.items()}
-    comparison = promotion.compare(candidate_evals, current_evals, settings.rules)
-    promote, reasons = promotion.decide(comparison)
-    handle.update(comparison=comparison, decision=reasons)
-    handle.event("evaluate", None, comparison=comparison, decision=reasons)
-    for reason in reasons:
-        log(reason)
-
-    _stage(main_handle, log, "register", "registering the candidate")
-    staging = registry.staging_dir(handle.id)
-    metrics = {
-        "evaluations": candidate_evals,
-        "current_evaluations": current_evals,
-        "comparison": comparison,
-        "training_curves": curves,
+    promote, reasons, metrics = _judge(sources, data, student, settings, handle, log)
+    metrics["training_curves"] = curves
+    version = _register(sources, data, (teacher, student), (promote, reasons), metrics, settings, handle, epochs, log)
+    result: dict[str, Any] = {
+        "version": version,
+        "promoted": promote,
+        "comparison": metrics["comparison"],
+        "decision": reasons,
+        "warnings": data.warnings,
     }
-    _copy_weights(teacher_best, staging / "teacher")
-    _copy_weights(student_best, staging / "student")
-    record = {
-        "parent": parent,
-        "job": handle.id,
-        "snapshot": snapshot,
-        "decision": {"promote": promote, "reasons": reasons},
-        "settings": {"epochs": epochs, "replay_size": len(replay_names), "rules": asdict(settings.rules)},
-    }
-
-    def prepare(folder: Path, version: str) -> None:
-        _stamp_version(folder / "teacher", version, {})
-        _stamp_version(folder / "student", version, metrics)
-        write_model_card(
-            folder / "student", metrics=card_metrics(metrics), description=f"T-SNet Studio student {version}."
-        )
-
-    version = registry.register(staging, record, metrics, prepare)
-    if promote:
-        registry.promote(version)
-        log(f"promoted {version}; it is now served")
-    else:
-        log(f"registered {version} without promoting it")
-    result: dict[str, Any] = {"version": version, "promoted": promote, "comparison": comparison, "decision": reasons}
     handle.update(**result)
-
-    repo = push_repo or settings.push_repo
-    push_outcome = None
-    if repo or any(registry.record(v).get("pushed") == "pending push" for v in registry.versions()):
-        _stage(main_handle, log, "publish", "publishing to the Hugging Face Hub", check_cancel=False)
-        if promote and repo:
-            registry.update_record(version, pushed="pending push", push_repo=repo)
-        for pushed_version, outcome in push_pending(registry, settings):
-            log(f"{pushed_version}: {outcome}")
-            if pushed_version == version or push_outcome is None:
-                push_outcome = outcome
-    result["push"] = push_outcome
-    shutil.rmtree(work, ignore_errors=True)
+    result["push"] = _publish(
+        sources.registry, version, promote, push_repo or settings.push_repo, settings, handle, log
+    )
+    shutil.rmtree(handle.work_dir, ignore_errors=True)
     return result
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from core.classifier import Classifier
@@ -33,13 +34,17 @@ from .evaluation import evaluate_dataset
 from .run_folder import BEST_DIR, append_record, open_run, save_best, save_checkpoint, write_settings
 from .teacher import TeacherTargets
 
-__all__ = ["run_training", "TrainingCancelled", "distributed_context"]
+__all__ = ["run_training", "TrainingCancelled", "TrainingDiverged", "distributed_context"]
 
 _PROGRESS = sys.stderr.isatty()  # progress bars only on a terminal; logs get one line per epoch
 
 
 class TrainingCancelled(RuntimeError):
     """Raised between batches when the caller's ``should_stop`` says so; the last checkpoint stays valid."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised when a batch's loss is not finite: the weights are ruined, so nothing more is trained or saved."""
 
 
 @dataclass
@@ -56,10 +61,16 @@ class _Session:
     memory_format: torch.memory_format
     rank: int = 0
     world: int = 1
+    ema: AveragedModel | None = None  # the weights' moving average when ``config.ema_decay`` is set
     trained_model: nn.Module = field(init=False)  # the model, or its DistributedDataParallel wrapper
 
     def __post_init__(self) -> None:
         self.trained_model = self.model
+
+    @property
+    def selected_model(self) -> nn.Module:
+        """What is validated and saved: the moving average when kept, else the trained weights."""
+        return self.ema.module if self.ema is not None else self.model
 
 
 @dataclass
@@ -160,7 +171,10 @@ def _build_session(
     teacher = None
     if config.teacher:
         teacher = TeacherTargets(config, train, run_dir, save_cache=rank == 0, progress=_PROGRESS)
-    return _Session(config, model_config, model, optimizer, plateau, teacher, device, memory_format, rank, world)
+    ema = None
+    if config.ema_decay is not None:  # not resumed: a resumed run restarts the average from its weights
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    return _Session(config, model_config, model, optimizer, plateau, teacher, device, memory_format, rank, world, ema)
 
 
 def _restore(session: _Session, saved: dict | None, log: Callable[[str], None], run_dir: Path) -> _Progress:
@@ -194,7 +208,7 @@ def _train_epoch(
     steps = math.ceil(len(train) / config.batch_size)
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     order = torch.randperm(len(train), generator=generator)
-    session.model.train()
+    _set_train_mode(session.model, config.freeze_batchnorm)
     sums: dict[str, float] = {}
     epoch_start = time.time()
     desc = f"epoch {epoch + 1}/{config.epochs}"
@@ -239,9 +253,15 @@ def _train_step(
         parts = distillation_loss(logits, teacher_logits, batch_targets, config.temperature, config.alpha)
     else:
         parts = {"loss": hard_loss(logits, batch_targets)}
+    if not torch.isfinite(parts["loss"]):
+        raise TrainingDiverged(
+            "training diverged (the loss is not a number): lower the learning rate, e.g. TSNET_RETRAIN_LR=0.002"
+        )
     session.optimizer.zero_grad(set_to_none=True)
     parts["loss"].backward()
     session.optimizer.step()
+    if session.ema is not None:
+        session.ema.update_parameters(session.model)
     return {key: float(value.detach()) for key, value in parts.items()}
 
 
@@ -251,8 +271,9 @@ def _end_epoch(
     """Validate, step the plateau schedule, and (``run_dir`` given: rank 0) log the record and checkpoint."""
     config = session.config
     session.model.eval()
+    selected = session.selected_model.eval()
     if val is not None and len(val):
-        metrics = evaluate_dataset(Classifier(session.model, session.model_config), val)
+        metrics = evaluate_dataset(Classifier(selected, session.model_config), val)
         record.update(
             val_accuracy=metrics["accuracy"],
             val_macro_recall=metrics["macro_recall"],
@@ -270,7 +291,7 @@ def _end_epoch(
     if run_dir is not None:
         append_record(run_dir, record)
         if improved:
-            save_best(run_dir, config, session.model, epoch, record)
+            save_best(run_dir, config, selected, epoch, record)
         save_checkpoint(
             run_dir,
             config,
@@ -348,6 +369,15 @@ def _smoothed(batch_targets: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     classes = len(config.labels)
     hard = batch_targets if batch_targets.dim() == 2 else nn.functional.one_hot(batch_targets, classes).float()
     return hard * (1 - config.label_smoothing) + config.label_smoothing / classes
+
+
+def _set_train_mode(model: nn.Module, freeze_batchnorm: bool) -> None:
+    """Training mode; with ``freeze_batchnorm`` the BatchNorm layers keep normalising with their stored statistics."""
+    model.train()
+    if freeze_batchnorm:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
 
 
 def _silent(message: str) -> None:

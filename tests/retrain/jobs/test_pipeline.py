@@ -90,6 +90,7 @@ def test_regressing_candidate_is_registered_but_not_promoted(
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     set_rule(monkeypatch, promote=False)
+    monkeypatch.setenv("TSNET_RETRAIN_STAGES", "teacher+student")  # the optional teacher stage runs and is recorded
     assert _retrain(home) == 0
     assert "version v1: not promoted" in capsys.readouterr().out
 

@@ -106,7 +106,8 @@ def test_kill_9_mid_job_leaves_everything_intact_and_job_failed(home: Path, caps
     assert not (home / "registry" / "staging").exists() and not JobStore(home).is_locked()
 
 
-def test_retrain_job_runs_under_torchrun_with_two_processes(home: Path) -> None:
+def test_retrain_job_runs_under_torchrun_with_two_processes(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TSNET_RETRAIN_STAGES", "teacher+student")  # both stages run on every rank
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "tsnet"]
     command += ["retrain", "--db", str(home.parent / "store.db"), "--epochs", "1"]
     result = subprocess.run(

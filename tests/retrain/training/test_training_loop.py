@@ -209,3 +209,19 @@ def test_distributed_run_with_two_cpu_processes(tiny_data, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(_log(out)) == 1  # one writer
     assert load_classifier(out / "best").labels == LABELS
+
+
+def test_a_diverging_run_stops_with_a_plain_message_and_saves_nothing(tiny_data, tmp_path):
+    from retrain.training.loop import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        run_training(_config(tiny_data, tmp_path / "run", lr=1e12, epochs=1), log=lambda *_: None)
+    assert not (tmp_path / "run" / "best").exists()
+
+
+def test_the_moving_average_is_what_is_validated_and_saved(tiny_data, tmp_path):
+    best = run_training(_config(tiny_data, tmp_path / "ema", ema_decay=0.5, epochs=1), log=lambda *_: None)
+    raw = run_training(_config(tiny_data, tmp_path / "raw", epochs=1), log=lambda *_: None)
+    averaged, trained = load_classifier(best).model.state_dict(), load_classifier(raw).model.state_dict()
+    assert load_classifier(best).config.training["ema_decay"] == 0.5
+    assert any(not torch.equal(averaged[name], trained[name]) for name in averaged)
