@@ -106,6 +106,9 @@ def _predict_tab(services: Services, handlers: Handlers, annotator: gr.Textbox) 
                 with gr.Column(scale=1):
                     annotated = gr.Image(label="Faces", elem_id="annotated", height=360, interactive=False)
                     status = gr.Markdown(elem_id="predict-status")
+                    face_picker = gr.Radio(
+                        label="Face (or click it on the photo)", choices=[], visible=False, elem_id="face-picker"
+                    )
                     probabilities = gr.Label(label="Face 1 probabilities", num_top_classes=len(labels), elem_id="probs")
             with gr.Row():
                 student_cam = gr.Image(label="Grad-CAM: student", elem_id="student-cam", interactive=False)
@@ -125,22 +128,36 @@ def _predict_tab(services: Services, handlers: Handlers, annotator: gr.Textbox) 
             live_probabilities = gr.Label(label="Face 1", num_top_classes=3)
             stream_state = gr.State(None)
     outputs = [annotated, probabilities, student_cam, teacher_cam, details, status]
-    run.click(
-        handlers.predict,
-        [photo, with_teacher],
-        outputs,
-        api_name="predict",
-        concurrency_limit=PREDICT_CONCURRENCY,
-        concurrency_id="predict",
-    )
-    photo.upload(
-        handlers.predict,
-        [photo, with_teacher],
-        outputs,
-        api_visibility="private",
-        concurrency_limit=PREDICT_CONCURRENCY,
-        concurrency_id="predict",
-    )
+    predicted = [
+        run.click(
+            handlers.predict,
+            [photo, with_teacher],
+            outputs,
+            api_name="predict",
+            concurrency_limit=PREDICT_CONCURRENCY,
+            concurrency_id="predict",
+        ),
+        photo.upload(
+            handlers.predict,
+            [photo, with_teacher],
+            outputs,
+            api_visibility="private",
+            concurrency_limit=PREDICT_CONCURRENCY,
+            concurrency_id="predict",
+        ),
+    ]
+    for event in predicted:
+        event.then(handlers.face_choices, details, face_picker, api_visibility="private")
+    # another face: chosen from the list, or by clicking its box on the annotated photo
+    explained = [photo, with_teacher, face_picker], [probabilities, student_cam, teacher_cam]
+    options: dict[str, Any] = {
+        "api_visibility": "private",
+        "concurrency_limit": PREDICT_CONCURRENCY,
+        "concurrency_id": "predict",
+    }
+    face_picker.input(handlers.explain_face, *explained, **options)
+    clicked = annotated.select(handlers.face_at, details, face_picker, api_visibility="private")
+    clicked.then(handlers.explain_face, *explained, **options)
     camera.stream(
         handlers.predict_frame,
         [camera, stream_state],
@@ -230,8 +247,10 @@ def _annotate_tab(
 def _retrain_tab(services: Services, handlers: Handlers) -> gr.Timer:
     with gr.Tab("Retrain", id="retrain"):
         gr.Markdown(
-            "Fine-tunes the teacher on the labelled images, distils a new student, compares it with the served one "
-            "and promotes it when it does not regress."
+            "Fine-tunes the served student on your labelled faces (with a replay of FER+ faces so it does not forget), "
+            "then promotes the candidate only when it is shown better on your test faces (a 95 % interval over groups "
+            "of similar shots) and stays within 0.5 point on the FER+ benchmark. Anything the job had to do without "
+            "is shown as a warning."
             + (
                 f" Promoted versions are pushed to `{services.settings.push_repo}`."
                 if services.settings.push_repo
@@ -253,13 +272,19 @@ def _retrain_tab(services: Services, handlers: Handlers) -> gr.Timer:
             interactive=False,
             elem_id="comparison",
         )
+        per_class = gr.Dataframe(
+            headers=["class", "your test faces (current -> candidate)", "benchmark (current -> candidate)"],
+            label="Per class",
+            interactive=False,
+            elem_id="per-class",
+        )
         with gr.Row():
             promote = gr.Button("Promote candidate", elem_id="promote-btn", interactive=False)
             rollback = gr.Button("Roll back to previous", elem_id="rollback-btn")
         decided = gr.Markdown(elem_id="promote-message")
         candidate = gr.Textbox(visible=False)
         timer = gr.Timer(POLL_SECONDS)
-    job_outputs = [progress, comparison, start, cancel, promote]
+    job_outputs = [progress, comparison, per_class, start, cancel, promote]
     start.click(handlers.start_retrain, epochs, [started, job_json], api_name="retrain", concurrency_limit=1).then(
         handlers.job_view, None, job_outputs, api_visibility="private"
     )

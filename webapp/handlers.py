@@ -10,9 +10,12 @@ request takes the model snapshot once (``Services.snapshot``), so the version it
 """
 
 import dataclasses
+import hashlib
 import logging
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,12 +62,51 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _photo_key(photo: Any) -> str:
+    """One photo's name in :class:`RecentFaces`: the upload's path, or a digest of a webcam frame's bytes."""
+    return photo if isinstance(photo, str) else hashlib.sha256(bytes(photo)).hexdigest()
+
+
+class RecentFaces:
+    """The faces of the last few photos predicted, so choosing another face explains it without detecting again.
+
+    Keyed by the upload (Gradio gives every upload its own path) and the model version that found them: after a
+    promotion the photo is predicted afresh. Bounded: the oldest photo is forgotten first.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._faces: OrderedDict[tuple[str, str], list[Face]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, photo: Any, version: str, faces: list[Face]) -> None:
+        with self._lock:
+            self._faces[(_photo_key(photo), version)] = faces
+            self._faces.move_to_end((_photo_key(photo), version))
+            while len(self._faces) > self._size:
+                self._faces.popitem(last=False)
+
+    def get(self, photo: Any, version: str) -> list[Face] | None:
+        with self._lock:
+            return self._faces.get((_photo_key(photo), version))
+
+
+def face_number(value: Any, count: int) -> int | None:
+    """The 1-based face a picker value names (``1``, ``"2"``), or ``None`` when it names no face of ``count``."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 1 <= number <= count else None
+
+
 class Handlers:
     """Bound to one ``Services``; ``build_demo`` wires these methods to components."""
 
     def __init__(self, services: Services, outputs: OutputFolder | None = None) -> None:
         self.services = services
         self.outputs = outputs or OutputFolder()  # pictures are returned as complete files (see webapp.outputs)
+        self.recent = RecentFaces()
 
     @property
     def labels(self) -> list[str]:
@@ -82,9 +124,10 @@ class Handlers:
         return user is not None and (user in settings.users or user in settings.allowed_users)
 
     # -- predict -------------------------------------------------------------------------------------
-    def _explain(self, classifier: Any, faces: list[Face], own_label: bool) -> str | None:
+    def _explain(self, classifier: Any, faces: list[Face], own_label: bool, first: int = 1) -> str | None:
+        """One strip of Grad-CAM overlays, numbered from ``first``; the teacher explains its own label."""
         panels = []
-        for number, face in enumerate(faces[:MAX_EXPLAINED_FACES], start=1):  # core.explain locks per explainer
+        for number, face in enumerate(faces[:MAX_EXPLAINED_FACES], start=first):  # core.explain locks per explainer
             heat, name = classifier.gradcam.crop_heatmap(face.aligned_crop, None if own_label else face.label)
             panels.append((overlay_heatmap(face.aligned_crop, heat), f"{number}. {name}"))
         return self.outputs.save(render.cam_strip(panels))
@@ -124,7 +167,43 @@ class Handlers:
         if with_teacher and teacher is None:
             status += " · no teacher model installed"
         annotated = self.outputs.save(render.draw_faces(image, faces))
+        self.recent.remember(photo, models.version, faces)
         return annotated, faces[0].probs, student_cam, teacher_cam, details, status
+
+    def face_choices(self, details: Any) -> Any:
+        """The face picker after a prediction: "Face N: label p" for every face found, face 1 chosen."""
+        faces = details.get("faces") if isinstance(details, dict) else None
+        if not faces:
+            return gr.update(choices=[], value=None, visible=False)
+        choices = [
+            (f"Face {number}: {face['label']} {face['probs'].get(face['label'], 0):.0%}", number)
+            for number, face in enumerate(faces, start=1)
+        ]
+        return gr.update(choices=choices, value=1, visible=True)
+
+    def face_at(self, details: Any, event: gr.SelectData) -> Any:
+        """The face whose box holds the clicked pixel (the smallest, where boxes overlap); no change elsewhere."""
+        faces = details.get("faces") if isinstance(details, dict) else None
+        number = render.face_at_point(faces or [], event.index)
+        return gr.update() if number is None else gr.update(value=number)
+
+    def explain_face(self, photo: Any, with_teacher: bool, choice: Any) -> tuple[Any, ...]:
+        """Probabilities and Grad-CAM (student, and teacher when asked) of the chosen face of the photo."""
+        if not photo:
+            raise refuse("Upload a photo or take one with the webcam first.", title="No photo")
+        models: ModelSnapshot = self.services.snapshot()
+        faces = self.recent.get(photo, models.version)
+        if faces is None:  # an older photo, or a version promoted since: find its faces again
+            faces = models.student.predict_image(self._photo(photo))
+            self.recent.remember(photo, models.version, faces)
+        number = face_number(choice, len(faces))
+        if number is None:
+            raise refuse(f"This photo has {len(faces)} face(s): choose one of them.", title="No such face")
+        face = faces[number - 1]
+        student_cam = self._explain(models.student, [face], own_label=False, first=number)
+        teacher = models.teacher if with_teacher else None
+        teacher_cam = self._explain(teacher, [face], own_label=True, first=number) if teacher else None
+        return gr.update(value=face.probs, label=f"Face {number} probabilities"), student_cam, teacher_cam
 
     def predict_frame(self, frame: Any, stream: FaceStream | None) -> tuple[Any, ...]:
         """Live webcam: track faces across frames (FaceStream) and label each one."""
@@ -354,6 +433,7 @@ class Handlers:
         return (
             render.job_markdown(job) if allowed else SIGN_IN_TO_SEE,
             render.comparison_rows(job.comparison if job else None),
+            render.per_class_rows(job.comparison if job else None),
             gr.update(
                 interactive=allowed and not running and self.services.retrain is not None,
                 value="Retraining… (one job at a time)" if running else "Retrain",

@@ -14,10 +14,12 @@ from core import Face
 __all__ = [
     "cam_strip",
     "comparison_rows",
+    "per_class_rows",
     "confusion_figure",
     "counts_rows",
     "curve_figure",
     "draw_faces",
+    "face_at_point",
     "job_markdown",
     "versions_rows",
 ]
@@ -50,6 +52,21 @@ def draw_faces(image: Image.Image, faces: Sequence[Face]) -> Image.Image:
         )
         draw.text((x0 + width, top_edge + width - (top - y0)), caption, fill=(0, 0, 0), font=font)
     return canvas
+
+
+def face_at_point(faces: Sequence[dict[str, Any]], point: Any) -> int | None:
+    """The 1-based number of the face whose box (``Face.to_dict``'s ``box``) holds ``point`` (x, y in photo
+    pixels): the smallest such box, so a face in front of a larger one can be chosen; ``None`` off every box."""
+    try:
+        x, y = (float(v) for v in point)
+    except (TypeError, ValueError):
+        return None
+    inside = [
+        ((face["box"][2] - face["box"][0]) * (face["box"][3] - face["box"][1]), number)
+        for number, face in enumerate(faces, start=1)
+        if face["box"][0] <= x <= face["box"][2] and face["box"][1] <= y <= face["box"][3]
+    ]
+    return min(inside)[1] if inside else None
 
 
 def cam_strip(panels: Sequence[tuple[Image.Image, str]]) -> Image.Image | None:
@@ -89,6 +106,7 @@ def job_markdown(job: Any) -> str:
     if job is None:
         return "No retrain job yet. Label some images, then press **Retrain**."
     lines = [f"### Job `{job.id}`: {job.state}", f"**Stage:** {job.stage or '-'}"]
+    lines += [f"> **Warning:** {warning}." for warning in getattr(job, "warnings", None) or []]
     trained = [event for event in job.events or [] if isinstance(event.get("metrics"), dict)]
     if trained:
         latest = trained[-1]
@@ -98,8 +116,10 @@ def job_markdown(job: Any) -> str:
         lines.append("| metric | value |\n|---|---|\n" + "\n".join(f"| {k} | {_number(v)} |" for k, v in shown.items()))
     if job.version:
         lines.append(f"**Candidate version:** `{job.version}`" + (" (promoted, now served)" if job.promoted else ""))
+    warnings = set(getattr(job, "warnings", None) or [])
     for reason in job.decision or []:
-        lines.append(f"- {reason}")
+        if reason not in warnings:  # shown once, at the top
+            lines.append(f"- {reason}")
     if job.error:
         lines.append(f"**Error:** {job.error}")
     if job.push:
@@ -134,10 +154,50 @@ def comparison_rows(comparison: dict[str, Any] | None) -> list[list[Any]]:
                 _percent(row.get("current_accuracy")),
                 _percent(row.get("candidate_accuracy")),
                 f"{100 * row['delta']:+.2f}" if isinstance(row.get("delta"), (int, float)) else "",
-                ("passed" if row.get("passed") else "regressed")
-                + ("" if row.get("counted", True) else " (not counted)"),
+                _verdict(name, row),
             ]
         )
+    return rows
+
+
+def _verdict(name: str, row: dict[str, Any]) -> str:
+    """What the promotion rule made of one set (see ``retrain.jobs.promotion``)."""
+    if not row.get("counted", True):
+        return "not counted (too few faces or groups)"
+    if name == "base_benchmark":
+        return "within tolerance" if row.get("passed") else "regressed"
+    low, high = row.get("delta_low"), row.get("delta_high")
+    level = 100 * (row.get("confidence") or 0.95)
+    interval = f" ({level:.0f} % interval {100 * low:+.1f} to {100 * high:+.1f})" if isinstance(low, float) else ""
+    if row.get("passed"):
+        return "better" + interval
+    return ("regressed" if (row.get("delta") or 0) < 0 else "not shown better") + interval
+
+
+PER_CLASS_SETS = ("store_test", "base_benchmark")  # the columns of the Retrain tab's per-class table
+
+
+def per_class_rows(comparison: dict[str, Any] | None) -> list[list[Any]]:
+    """Per class: current -> candidate accuracy on the store's test split and on the benchmark ("not run" when the
+    job had no benchmark data, "no faces" for a class the set lacks)."""
+    comparison = comparison or {}
+    classes: list[str] = []
+    for name in PER_CLASS_SETS:
+        classes += [
+            label for label in (comparison.get(name) or {}).get("candidate_per_class") or {} if label not in classes
+        ]
+    rows = []
+    for label in classes:
+        cells: list[Any] = [label]
+        for name in PER_CLASS_SETS:
+            row = comparison.get(name)
+            if not isinstance(row, dict):
+                cells.append("not run")
+                continue
+            before = (row.get("current_per_class") or {}).get(label)
+            after = (row.get("candidate_per_class") or {}).get(label)
+            cells.append("no faces" if before is None or after is None else f"{_percent(before)} -> {_percent(after)}")
+        rows.append(cells)
     return rows
 
 
