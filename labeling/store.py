@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlite_utils
@@ -72,6 +72,15 @@ def _short_id(image_id: object) -> str:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+class _NewImage(NamedTuple):
+    """A new photo's rows (the photo, then each further face) and face rows, before they are added."""
+
+    rows: list[dict[str, Any]]
+    face_rows: list[dict[str, Any]]
+    detected: int  # faces the detector found (0 when the photo was used whole)
+    whole: bool
 
 
 def _png(image: Image.Image) -> bytes:
@@ -199,71 +208,82 @@ class AnnotationStore:
         if filename is not None and len(filename) > MAX_FILENAME_LENGTH:
             filename = filename[: MAX_FILENAME_LENGTH - 1] + "…"
         image_id = content_id(data)
-        present = self.has_image(image_id)
-        rows: list[dict[str, Any]] = []
-        face_rows: list[dict[str, Any]] = []
-        detected, whole = 0, False
-        if not present:
-            decoded = decode_image(data)
-            detector = self.detect_faces
-            crop_rule = getattr(detector, "is_face_crop", None)
-            whole = detector is None or bool(crop_rule is not None and crop_rule(decoded.image))
-            found = [] if whole else _detect(decoded.image, detector)  # type: ignore[arg-type]
-            faces = [face for face, _ in found] or find_faces(decoded.image, None)  # none: the whole picture
-            name = None if whole else getattr(detector, "__name__", "custom")
-            digest = perceptual_hash(faces[0].crop)
-            own_group = group or self._near_duplicate_group(digest, image_id)
-            original = self.media.write_original(image_id, decoded.media_type, data)
-            for index, face in enumerate(faces):
-                face_rows.append(self._face_row(image_id, index, face, name))
-            rows.append(
-                {
-                    "id": image_id,
-                    "filename": filename,
-                    "source": source,
-                    "media_type": decoded.media_type,
-                    "original": original,
-                    "size_bytes": len(data),
-                    "width": decoded.width,
-                    "height": decoded.height,
-                    "face_count": None if whole else len(found),
-                    "added_at": _now(),
-                    "phash": digest,
-                    "split_group": own_group,
-                    "parent": None,
-                }
-            )
-            for number, (face, crop) in enumerate(found[1:], start=2):
-                rows.append(self._face_image(crop, face, image_id, own_group or image_id, source))
-                rows[-1]["filename"] = f"face {number} of {filename}"[:MAX_FILENAME_LENGTH] if filename else None
-                face_rows.append(self._face_row(rows[-1]["id"], 0, face, name))
-            detected = len(found)
-        if present and not votes and group is None:
-            return Ingested(image_id, False, 0, 0, False)
+        if self.has_image(image_id):
+            if not votes and group is None:
+                return Ingested(image_id, False, 0, 0, False)
+            new = _NewImage([], [], 0, False)
+        else:
+            new = self._store_files(data, image_id, source, filename, group)
+        added, written = self._write(lambda db: self._record(db, image_id, new, group, votes, origin))
+        return Ingested(image_id, added, written, new.detected if added else 0, new.whole and added)
 
-        def body(db: sqlite_utils.Database) -> tuple[bool, int]:
-            added = False
-            if rows and not db.execute("SELECT 1 FROM images WHERE id = ?", [image_id]).fetchone():
-                new = [
-                    row for row in rows if not db.execute("SELECT 1 FROM images WHERE id = ?", [row["id"]]).fetchone()
-                ]
-                kept = {row["id"] for row in new}
-                db["images"].insert_all(new)
-                db["faces"].insert_all(face for face in face_rows if face["image_id"] in kept)
-                added = True
-            elif group is not None:
-                self._join_group(db, image_id, group)
-            targets = [image_id] + [r[0] for r in db.execute("SELECT id FROM images WHERE parent = ?", [image_id])]
-            written = sum(
-                self._insert_label(db, target, label, annotator, origin, uuid.uuid4().hex, True, searched=added)
-                is not None
-                for target in targets
-                for label, annotator in votes
-            )
-            return added, written
+    def _store_files(
+        self, data: bytes, image_id: str, source: str | None, filename: str | None, group: str | None
+    ) -> _NewImage:
+        """Decode a new photo, find its faces and write its media files; the rows it will add, not yet added."""
+        decoded = decode_image(data)
+        detector = self.detect_faces
+        crop_rule = getattr(detector, "is_face_crop", None)
+        whole = detector is None or bool(crop_rule is not None and crop_rule(decoded.image))
+        found = [] if whole else _detect(decoded.image, detector)  # type: ignore[arg-type]
+        faces = [face for face, _ in found] or find_faces(decoded.image, None)  # none: the whole picture
+        name = None if whole else getattr(detector, "__name__", "custom")
+        digest = perceptual_hash(faces[0].crop)
+        own_group = group or self._near_duplicate_group(digest, image_id)
+        original = self.media.write_original(image_id, decoded.media_type, data)
+        face_rows = [self._face_row(image_id, index, face, name) for index, face in enumerate(faces)]
+        rows = [
+            {
+                "id": image_id,
+                "filename": filename,
+                "source": source,
+                "media_type": decoded.media_type,
+                "original": original,
+                "size_bytes": len(data),
+                "width": decoded.width,
+                "height": decoded.height,
+                "face_count": None if whole else len(found),
+                "added_at": _now(),
+                "phash": digest,
+                "split_group": own_group,
+                "parent": None,
+            }
+        ]
+        for number, (face, crop) in enumerate(found[1:], start=2):
+            rows.append(self._face_image(crop, face, image_id, own_group or image_id, source))
+            rows[-1]["filename"] = f"face {number} of {filename}"[:MAX_FILENAME_LENGTH] if filename else None
+            face_rows.append(self._face_row(rows[-1]["id"], 0, face, name))
+        return _NewImage(rows, face_rows, len(found), whole)
 
-        added, written = self._write(body)
-        return Ingested(image_id, added, written, detected if added else 0, whole and added)
+    def _record(
+        self,
+        db: sqlite_utils.Database,
+        image_id: str,
+        new: _NewImage,
+        group: str | None,
+        votes: Sequence[tuple[str, str]],
+        origin: str,
+    ) -> tuple[bool, int]:
+        """In one transaction: the new rows (unless another writer added the image first), or the stored image
+        joining ``group``; then the votes on the image and its further faces. Returns (added, label events)."""
+        added = False
+        if new.rows and not db.execute("SELECT 1 FROM images WHERE id = ?", [image_id]).fetchone():
+            rows = [
+                row for row in new.rows if not db.execute("SELECT 1 FROM images WHERE id = ?", [row["id"]]).fetchone()
+            ]
+            kept = {row["id"] for row in rows}
+            db["images"].insert_all(rows)
+            db["faces"].insert_all(face for face in new.face_rows if face["image_id"] in kept)
+            added = True
+        elif group is not None:
+            self._join_group(db, image_id, group)
+        targets = [image_id] + [r[0] for r in db.execute("SELECT id FROM images WHERE parent = ?", [image_id])]
+        written = sum(
+            self._insert_label(db, target, label, annotator, origin, uuid.uuid4().hex, True, searched=added) is not None
+            for target in targets
+            for label, annotator in votes
+        )
+        return added, written
 
     def _face_image(self, crop: Image.Image, face: Face, parent: str, group: str, source: str | None) -> dict[str, Any]:
         """The row of a photo's second or later face: its aligned crop stored as an image of its own."""
