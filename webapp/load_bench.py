@@ -28,7 +28,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +146,17 @@ def run(
                 server.kill()
 
 
+@dataclass
+class _Load:
+    """What the concurrent phase saw: per-request latencies and answers, failures, wall time, the import's report."""
+
+    latencies: list[float] = field(default_factory=list)
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    wall: float = 0.0
+    import_report: str = ""
+
+
 def _measure(
     url: str, photo: Path, imports: list[Path], requests: int, clients: int, with_teacher: bool
 ) -> dict[str, Any]:
@@ -152,6 +165,9 @@ def _measure(
     def predict(client: Any) -> dict[str, Any]:
         return client.predict(handle_file(str(photo)), with_teacher, api_name="/predict")[4]
 
+    def imported(importer: Any) -> str:
+        return str(importer.predict([handle_file(str(p)) for p in imports], False, "load-bench", api_name="/import"))
+
     first = Client(url, verbose=False)
     predict(first)  # warm-up: the first answer loads the detector and fills caches
     started = time.perf_counter()
@@ -159,34 +175,8 @@ def _measure(
     sequential_ms = (time.perf_counter() - started) * 1000
     pool = [Client(url, verbose=False) for _ in range(clients)]
     importer = Client(url, verbose=False)
-    latencies: list[float] = []
-    answers: list[dict[str, Any]] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-
-    def one(client: Any) -> None:
-        begun = time.perf_counter()
-        try:
-            details = predict(client)
-        except Exception as error:  # a failed request is a result of the benchmark, not its end
-            with lock:
-                errors.append(f"{type(error).__name__}: {str(error)[:200]}")
-            return
-        with lock:
-            latencies.append((time.perf_counter() - begun) * 1000)
-            answers.append(details)
-
-    def imported() -> str:
-        return str(importer.predict([handle_file(str(p)) for p in imports], False, "load-bench", api_name="/import"))
-
-    with ThreadPoolExecutor(requests + 1) as executor:
-        begin = time.perf_counter()
-        import_future = executor.submit(imported) if imports else None
-        for future in [executor.submit(one, pool[index % clients]) for index in range(requests)]:
-            future.result()
-        wall = time.perf_counter() - begin
-        import_report = import_future.result() if import_future is not None else ""
-    wrong = sum(not _matches(details, reference) for details in answers) + len(errors)
+    load = _concurrent(pool, predict, (lambda: imported(importer)) if imports else None, requests)
+    wrong = sum(not _matches(details, reference) for details in load.answers) + len(load.errors)
     try:
         alive = _matches(predict(first), reference)
     except Exception:
@@ -196,22 +186,55 @@ def _measure(
         "clients": clients,
         "import_images": len(imports),
         "with_teacher": with_teacher,
-        "wall_seconds": round(wall, 3),
-        "requests_per_second": round(requests / wall, 3),
-        "latency_ms": {
-            "p50": round(_percentile(latencies, 0.50), 1),
-            "p95": round(_percentile(latencies, 0.95), 1),
-            "max": round(max(latencies, default=float("nan")), 1),
-            "mean": round(statistics.fmean(latencies), 1) if latencies else float("nan"),
-        },
+        "wall_seconds": round(load.wall, 3),
+        "requests_per_second": round(requests / load.wall, 3),
+        "latency_ms": _latency_figures(load.latencies),
         "sequential_ms": round(sequential_ms, 1),
-        "all_correct": wrong == 0 and len(answers) == requests,
+        "all_correct": wrong == 0 and len(load.answers) == requests,
         "wrong": wrong,
-        "errors": errors,
-        "import_report": import_report,
+        "errors": load.errors,
+        "import_report": load.import_report,
         "server_alive": alive,
         "faces": len(reference.get("faces", [])),
         "version": reference.get("version"),
+    }
+
+
+def _concurrent(
+    pool: list[Any], predict: Callable[[Any], dict[str, Any]], imported: Callable[[], str] | None, requests: int
+) -> _Load:
+    """``requests`` predictions spread over the ``pool`` of clients at once, beside one import when given."""
+    load = _Load()
+    lock = threading.Lock()
+
+    def one(client: Any) -> None:
+        begun = time.perf_counter()
+        try:
+            details = predict(client)
+        except Exception as error:  # a failed request is a result of the benchmark, not its end
+            with lock:
+                load.errors.append(f"{type(error).__name__}: {str(error)[:200]}")
+            return
+        with lock:
+            load.latencies.append((time.perf_counter() - begun) * 1000)
+            load.answers.append(details)
+
+    with ThreadPoolExecutor(requests + 1) as executor:
+        begin = time.perf_counter()
+        import_future = executor.submit(imported) if imported is not None else None
+        for future in [executor.submit(one, pool[index % len(pool)]) for index in range(requests)]:
+            future.result()
+        load.wall = time.perf_counter() - begin
+        load.import_report = import_future.result() if import_future is not None else ""
+    return load
+
+
+def _latency_figures(latencies: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(_percentile(latencies, 0.50), 1),
+        "p95": round(_percentile(latencies, 0.95), 1),
+        "max": round(max(latencies, default=float("nan")), 1),
+        "mean": round(statistics.fmean(latencies), 1) if latencies else float("nan"),
     }
 
 
