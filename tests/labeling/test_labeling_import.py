@@ -22,7 +22,7 @@ from labeling import AnnotationStore
 from labeling.media import MediaFolder
 from tests._labeling_fixtures import jpeg_bytes, png_bytes, write_ferplus
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
