@@ -1,6 +1,6 @@
 """Measurements, not tests: import speed on generated photos and concurrent labelling throughput.
 
-``tsnet label bench`` runs both; the concurrency check is also what ``tests/test_labeling_concurrency``
+``tsnet label bench`` runs both; the concurrency check is also what ``tests/labeling/test_labeling_concurrency``
 asserts on (counts only - timings depend on the machine and are reported, never asserted).
 """
 

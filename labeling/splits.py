@@ -16,7 +16,7 @@ Why this keeps every class within one image of 6:2:2, whatever the arrival order
 subtracts 1 from the largest. For 6:2:2 the rule is a fixed cycle of period 5 - train, validation,
 train, test, train - after which all deficits are exactly 0 again, and inside the cycle they stay in
 (-1, 1). Arrival order between classes cannot matter because each class only sees its own counts;
-``tests/test_labeling_splits.py`` checks this exhaustively and with hypothesis.
+``tests/labeling/test_labeling_splits.py`` checks this exhaustively and with hypothesis.
 
 Consequence worth knowing: counts by *current* label can drift when images are relabelled across
 classes (the split stays where it was, by design); counts by first label never drift.
