@@ -59,6 +59,7 @@ class JobInfo:
     finished: str | None = None
     pid: int | None = None
     decision: list[str] | None = None
+    warnings: list[str] = field(default_factory=list)  # data the job had to do without (replay, benchmark)
 
 
 _JOB_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9]{6}-[0-9a-f]{6}")  # what :meth:`JobStore.create` names jobs
@@ -213,6 +214,7 @@ class JobHandle:
             epoch=state.get("epoch"),
             events=self.events(),
             comparison=state.get("comparison"),
+            warnings=state.get("warnings") or [],
             promoted=state.get("promoted"),
             version=state.get("version"),
             error=state.get("error"),
