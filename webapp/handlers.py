@@ -26,6 +26,7 @@ from PIL import Image
 
 from core import Face, FaceStream, ImageError, open_image
 from core.explain import overlay_heatmap
+from core.figures import confusion_figure
 from core.images import read_image_bytes, to_rgb
 from labeling import LabelNotInSetError, UnknownImageError
 from labeling.importing import plain_reason
@@ -40,7 +41,7 @@ from .access import (
     require_user,
     resolve_user,
 )
-from .models import ModelSnapshot
+from .models import ModelSnapshot, card_metrics
 from .outputs import OutputFolder
 from .services import Services
 
@@ -452,7 +453,13 @@ class Handlers:
         if registry is None:
             models = self.services.snapshot()
             return {"current": models.version, "versions": [{"version": models.version, **_metrics(models)}]}
-        return registry.list()
+        from retrain.registry import BASE_VERSION
+
+        listing = registry.list()
+        for entry in listing["versions"]:
+            if entry["version"] == BASE_VERSION and not entry.get("metrics"):  # the base's figures are in its card
+                entry["metrics"] = card_metrics(registry.weights_folder(BASE_VERSION, "student"))
+        return listing
 
     def models(self, request: gr.Request, profile: gr.OAuthProfile | None) -> dict[str, Any]:
         """Registry listing: ``{"current": v, "versions": [...]}`` (or only the loaded model without a registry)."""
@@ -505,10 +512,10 @@ class Handlers:
             render.versions_rows(listing),
             served,
             gr.update(choices=versions, value=chosen),
-            render.confusion_figure(matrix, evaluation.get("labels") or self.labels, f"{chosen}: {name or 'metrics'}"),
+            confusion_figure(matrix, evaluation.get("labels") or self.labels, f"{chosen}: {name or 'metrics'}"),
             render.curve_figure(curves, f"{chosen}: student training"),
         )
 
 
 def _metrics(models: ModelSnapshot) -> dict[str, Any]:
-    return {"metrics": models.student.config.metrics}
+    return {"metrics": card_metrics(models.student.source) if models.student.source else models.student.config.metrics}

@@ -27,7 +27,7 @@ from retrain.layout import DataLayout
 
 from .settings import Settings
 
-__all__ = ["RETRY_SECONDS", "ModelSnapshot", "ModelUnavailable", "ServedModels", "weights_folder"]
+__all__ = ["RETRY_SECONDS", "ModelSnapshot", "ModelUnavailable", "ServedModels", "card_metrics", "weights_folder"]
 
 log = logging.getLogger(__name__)
 _LOAD_ATTEMPTS = 3  # a promote may rename the hand-placed base folder while we read it: look again
@@ -36,6 +36,32 @@ RETRY_SECONDS = 30.0  # how often a version that failed to load is tried again
 
 class ModelUnavailable(FileNotFoundError):
     """No weights to serve: the message says where the app looked and how to get a model."""
+
+
+def card_metrics(folder: str | Path) -> dict[str, Any]:
+    """The metrics a weights folder's config.json (its model card's source) records, in a registry version's
+    shape: the scalars as they are, and the validation set under ``evaluations`` with its confusion matrix and
+    labels. ``{}`` when the folder records none. The shipped base version has no metrics.json: this is its."""
+    from core.weights import read_config
+
+    try:
+        config = read_config(folder)
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    metrics = dict(config.metrics or {})
+    matrix = metrics.pop("val_confusion_matrix", None)
+    if not matrix:
+        return metrics
+    evaluation = {
+        "accuracy": metrics.get("val_accuracy"),
+        "macro_recall": metrics.get("val_macro_recall"),
+        "samples": metrics.get("val_samples"),
+        "per_class_accuracy": metrics.get("val_per_class_accuracy"),
+        "confusion_matrix": matrix,
+        "labels": list(config.labels),
+    }
+    name = str(config.training.get("val_data") or "validation")
+    return {**metrics, "evaluations": {name: evaluation}}
 
 
 def weights_folder(home: Path, name: str, explicit: Path | None = None) -> Path | None:

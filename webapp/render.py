@@ -15,7 +15,6 @@ __all__ = [
     "cam_strip",
     "comparison_rows",
     "per_class_rows",
-    "confusion_figure",
     "counts_rows",
     "curve_figure",
     "draw_faces",
@@ -224,28 +223,6 @@ def versions_rows(listing: dict[str, Any]) -> list[list[Any]]:
             ]
         )
     return rows
-
-
-def confusion_figure(matrix: Sequence[Sequence[float]] | None, labels: Sequence[str], title: str) -> Figure | None:
-    """A row-normalised confusion matrix (true rows, predicted columns) with counts in the cells."""
-    if not matrix:
-        return None
-    counts = np.asarray(matrix, dtype=float)
-    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    figure = Figure(figsize=(5.5, 4.8), layout="constrained")
-    axes = figure.add_subplot()
-    axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    ticks = range(len(labels))
-    axes.set_xticks(ticks, labels, rotation=45, ha="right")
-    axes.set_yticks(ticks, labels)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    axes.set_title(title)
-    for row in range(counts.shape[0]):
-        for column in range(counts.shape[1]):
-            colour = "white" if shares[row, column] > 0.5 else "black"
-            axes.text(column, row, f"{counts[row, column]:.0f}", ha="center", va="center", color=colour, fontsize=8)
-    return figure
 
 
 def curve_figure(history: Sequence[dict[str, Any]], title: str) -> Figure | None:

@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from core.figures import confusion_figure
 from core.labels import default_labels
 
 from .averaging import checkpoint_label
@@ -222,31 +223,10 @@ def _row(name: str, result: dict[str, Any] | None) -> str:
 
 
 def _confusion_figure(result: dict[str, Any], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    matrix = np.asarray(result["confusion_matrix"], dtype=float)
-    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    labels = result["labels"]
-    figure, axes = plt.subplots(figsize=(6, 5))
-    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    axes.set_yticks(range(len(labels)), labels)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            colour = "white" if normalised[i, j] > 0.5 else "black"
-            axes.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=8, color=colour)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    axes.set_title(title)
-    figure.colorbar(image, ax=axes, fraction=0.046)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    figure = confusion_figure(result["confusion_matrix"], result["labels"], title)
+    if figure is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=120)
 
 
 def _seed_stats(results: Results, prefix: str) -> tuple[float, float, int] | None:
