@@ -18,7 +18,7 @@ import pytest
 import webapp
 from core import PAPER_LABELS
 from spaces.bundle import PACKAGES, SpaceBuild
-from tests.test_space_bundle import build_bundle, space_weights  # noqa: F401  (fixture)
+from tests.spaces.test_space_bundle import build_bundle, space_weights  # noqa: F401  (fixture)
 
 STARTUP_TIMEOUT_S = 240
 

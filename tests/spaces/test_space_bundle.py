@@ -150,7 +150,7 @@ def test_space_commands_have_help(capsys: pytest.CaptureFixture[str]) -> None:
             main([*command, "--help"])
         assert raised.value.code == 0
         assert capsys.readouterr().out.strip()
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "tsnet space build" in readme and "tsnet space push" in readme
 
 

@@ -20,8 +20,8 @@ from spaces.runtime import (
     snapshot_databases,
     start_mirror,
 )
+from tests.spaces.test_space_bundle import space_weights  # noqa: F401  (fixture)
 from tests.support.hub_server import HubServer
-from tests.test_space_bundle import space_weights  # noqa: F401  (fixture)
 
 FAST = {"backoff": 0.01}
 
