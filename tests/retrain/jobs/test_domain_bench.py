@@ -1,0 +1,94 @@
+"""``tsnet retrain --bench``: people split by subject, the store's people imported like ``tsnet label import``,
+one job, and the unseen people scored through the photo pipeline; tiny generated photos and random models."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageEnhance
+
+from core.faces.canvas import ASTRONAUT_FACE_BOX
+from tests._retrain_fixtures import LABELS, configure
+from tsnet.cli import main
+
+
+def _domain_folder(root: Path, people: int = 6) -> Path:
+    """Astronaut photos standing in for people: each person's shots share a brightness, each label a crop."""
+    from skimage import data
+
+    astronaut = Image.fromarray(data.astronaut())
+    left, top, right, bottom = ASTRONAUT_FACE_BOX
+    rows = []
+    for person in range(people):
+        for index, label in enumerate(LABELS):
+            for shot in range(2):
+                margin = 60 + 10 * index + 3 * shot
+                photo = astronaut.crop((left - margin, top - margin, right + margin, bottom + margin))
+                photo = ImageEnhance.Brightness(photo).enhance(0.7 + 0.1 * person)
+                path = Path(label) / f"P{person}-{shot}.jpg"
+                (root / label).mkdir(parents=True, exist_ok=True)
+                photo.save(root / path, quality=90)
+                rows.append({"path": str(path), "label": label, "subject": f"P{person}", "raters_agree": "1"})
+    with open(root / "labels.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "subject", "raters_agree"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+def test_bench_reports_unseen_people_and_the_benchmark_before_and_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure(monkeypatch, tmp_path)
+    folder = _domain_folder(tmp_path / "photos")
+    report = tmp_path / "bench.json"
+    code = main(
+        [
+            "retrain",
+            "--bench",
+            "--bench-data",
+            str(folder),
+            "--bench-store-people",
+            "3",
+            "--json",
+            "--bench-json",
+            str(report),
+        ]
+    )
+    printed = json.loads(capsys.readouterr().out)
+    assert code == 0 and printed == json.loads(report.read_text())
+    assert len(printed["store_people"]) == 3 and len(printed["unseen_people"]) == 3
+    assert not set(printed["store_people"]) & set(printed["unseen_people"])
+    assert printed["imported"]["photos"] == 3 * len(LABELS) * 2 and printed["imported"]["faces"] > 0
+    assert printed["unseen_photos"] == 3 * len(LABELS) * 2
+    assert printed["state"] == "succeeded" and printed["job_seconds"] > 0
+    for name in ("unseen_before", "unseen_after", "benchmark_before", "benchmark_after"):
+        assert 0.0 <= printed[name] <= 1.0
+    assert printed["benchmark_measured_by"] == "the job"
+    assert isinstance(printed["promoted"], bool) and printed["decision"]
+    assert not (tmp_path / "home" / "annotations.db").exists()  # the scenario ran in a scratch data folder
+
+
+def test_bench_without_benchmark_data_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure(monkeypatch, tmp_path)
+    monkeypatch.setenv("TSNET_REPLAY_DATA", "")
+    monkeypatch.setenv("TSNET_BENCHMARK_DATA", "")
+    monkeypatch.setattr("retrain.jobs.domain_bench.DEFAULT_SHARED_FERPLUS", tmp_path / "no-ferplus")
+    folder = _domain_folder(tmp_path / "photos", people=4)
+    assert main(["retrain", "--bench", "--bench-data", str(folder), "--bench-store-people", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "unseen people (photo pipeline):" in out
+    assert "benchmark FER2013Valid: not measured" in out
+    assert "benchmark not run" in out and "no replay data" in out
+    assert "no regression" not in out
+
+
+def test_bench_refuses_a_folder_without_subjects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "photos").mkdir()
+    assert main(["retrain", "--bench", "--bench-data", str(tmp_path / "photos")]) == 2
+    assert "labels.csv" in capsys.readouterr().err
