@@ -9,7 +9,7 @@ import pytest
 
 from tsnet.cli import build_parser
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _subcommands() -> dict:
