@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.classifier import Classifier, load_classifier
 from labeling import AnnotationStore
+from retrain.layout import DataLayout
 from tests._core_fixtures import pattern_image, write_ferplus_folder
 from tests._weights import write_random_weights
 
@@ -58,3 +60,8 @@ def set_rule(monkeypatch: pytest.MonkeyPatch, promote: bool) -> None:
     monkeypatch.setenv("TSNET_MAX_BENCHMARK_DROP", limit)
     monkeypatch.setenv("TSNET_MIN_STORE_TEST", "1")  # a tiny store: let its few test faces vote
     monkeypatch.setenv("TSNET_MIN_STORE_GROUPS", "1")
+
+
+def served_classifier(name: str) -> Classifier:
+    """What the CLI and the app serve for ``name``: the promoted version, else the shipped weights."""
+    return load_classifier(DataLayout.from_env().weights_folder(name))

@@ -7,20 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from core.classifier import load_classifier, shipped_weights_folder
+from core.classifier import shipped_weights_folder
 from retrain import RetrainService
 from retrain.layout import DataLayout
 from retrain.registry import ModelRegistry
-from tests._retrain_fixtures import configure, fill_store, set_rule
+from tests._retrain_fixtures import configure, fill_store, served_classifier, set_rule
 from tests.support.hub_server import HubServer
 from tsnet.cli import main
 
 LIST_FIELDS = {"version", "created", "parent", "metrics", "promoted", "pushed"}
-
-
-def _served(name: str):
-    """What the CLI and the app serve for ``name``: the promoted version, else the shipped weights."""
-    return load_classifier(DataLayout.from_env().weights_folder(name))
 
 
 @pytest.fixture
@@ -40,7 +35,7 @@ def _listing(capsys: pytest.CaptureFixture[str]) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_promoted_version_is_registered_and_served(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_promoted_version_is_registered_andserved_classifier(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _retrain(home) == 0
     table = capsys.readouterr().out
     assert "store_test" in table and "base_benchmark" in table and "version v1: promoted" in table
@@ -50,8 +45,8 @@ def test_promoted_version_is_registered_and_served(home: Path, capsys: pytest.Ca
     assert (
         DataLayout.from_env().weights_folder("student").resolve() == (registry.version_dir("v1") / "student").resolve()
     )
-    assert _served("student").version == "v1"
-    assert _served("teacher").version == "v1"
+    assert served_classifier("student").version == "v1"
+    assert served_classifier("teacher").version == "v1"
 
     record = registry.record("v1")
     assert record["parent"] == "base" and record["created"]
@@ -81,7 +76,7 @@ def test_rollback_and_promote_switch_the_served_model(home: Path, capsys: pytest
         ModelRegistry(home).rollback()
 
     assert main(["models", "promote", "v1"]) == 0
-    assert _served("student").version == "v1"
+    assert served_classifier("student").version == "v1"
     assert main(["models", "promote", "v9"]) == 2  # unknown version: a clear error, nothing switched
     assert ModelRegistry(home).current() == "v1"
 

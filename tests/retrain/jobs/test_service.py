@@ -14,19 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from core.classifier import load_classifier
 from labeling import AnnotationStore
 from retrain import JobAlreadyRunning, RetrainService
 from retrain.jobs import JobStore
-from retrain.layout import DataLayout
 from retrain.registry import ModelRegistry
-from tests._retrain_fixtures import configure, fill_store
+from tests._retrain_fixtures import configure, fill_store, served_classifier
 from tsnet.cli import main
-
-
-def _served(name: str):
-    """What the CLI and the app serve for ``name``: the promoted version, else the shipped weights."""
-    return load_classifier(DataLayout.from_env().weights_folder(name))
 
 
 @pytest.fixture
@@ -99,7 +92,7 @@ def test_kill_9_mid_job_leaves_everything_intact_and_job_failed(home: Path, caps
         (home / "served/student/model.safetensors").read_bytes(),
     )
     assert after == before
-    assert _served("student").version == "v1"
+    assert served_classifier("student").version == "v1"
     connection = sqlite3.connect(db)
     assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert connection.execute("SELECT count(*) FROM label_events").fetchone() == rows_before
