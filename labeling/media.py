@@ -22,10 +22,10 @@ from PIL import Image
 from core.data import to_gray_array
 from core.images import decode_photo
 
-__all__ = ["FaceDetector", "DecodedImage", "MediaFolder", "content_id", "decode_image", "find_faces"]
+__all__ = ["FaceFinder", "DecodedImage", "MediaFolder", "content_id", "decode_image", "find_faces"]
 
 # ``detect_faces(image) -> [(box, aligned_crop), ...]``; box is (left, top, right, bottom) in pixels.
-FaceDetector = Callable[[Image.Image], Sequence[tuple[Sequence[float], Image.Image]]]
+FaceFinder = Callable[[Image.Image], Sequence[tuple[Sequence[float], Image.Image]]]
 
 _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}
 
@@ -53,18 +53,20 @@ def decode_image(data: bytes) -> DecodedImage:
 
 
 @dataclass(frozen=True)
-class Face:
+class FoundFace:
+    """One face the store keeps for an image (not ``core.faces.Face``: only its box and model-input crop)."""
+
     box: tuple[float, float, float, float] | None  # None: no detector, the whole image is the crop
     crop: np.ndarray  # uint8 48x48 grayscale, the training/inference input
 
 
-def find_faces(image: Image.Image, detect_faces: FaceDetector | None) -> list[Face]:
+def find_faces(image: Image.Image, detect_faces: FaceFinder | None) -> list[FoundFace]:
     """Faces largest first (index 0 is the face an image label refers to); whole image without a detector."""
     if detect_faces is None:
-        return [Face(None, to_gray_array(image))]
+        return [FoundFace(None, to_gray_array(image))]
     found = [(tuple(float(v) for v in box), crop) for box, crop in detect_faces(image)]
     found.sort(key=lambda item: -(item[0][2] - item[0][0]) * (item[0][3] - item[0][1]))
-    return [Face(box, to_gray_array(crop)) for box, crop in found]  # type: ignore[arg-type]
+    return [FoundFace(box, to_gray_array(crop)) for box, crop in found]  # type: ignore[arg-type]
 
 
 def _png_bytes(array: np.ndarray) -> bytes:

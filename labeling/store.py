@@ -22,7 +22,7 @@ from core.labels import default_labels, normalise_label
 from ._db import connect, retrying, write_transaction
 from ._schema import migrate
 from .groups import HashIndex, perceptual_hash
-from .media import Face, FaceDetector, MediaFolder, content_id, decode_image, find_faces
+from .media import FaceFinder, FoundFace, MediaFolder, content_id, decode_image, find_faces
 from .queries import Ingested
 from .records import FaceRecord, ImageRecord, LabelEvent, Sample
 from .splits import SPLITS, choose_split
@@ -89,11 +89,11 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _detect(image: Image.Image, detect_faces: FaceDetector) -> list[tuple[Face, Image.Image]]:
+def _detect(image: Image.Image, detect_faces: FaceFinder) -> list[tuple[FoundFace, Image.Image]]:
     """Faces largest first with their aligned crops (the crop of the second and later faces is a new image)."""
     found = [(tuple(float(v) for v in box), crop) for box, crop in detect_faces(image)]
     found.sort(key=lambda item: -(item[0][2] - item[0][0]) * (item[0][3] - item[0][1]))
-    return [(Face(box, to_gray_array(crop)), crop) for box, crop in found]  # type: ignore[arg-type]
+    return [(FoundFace(box, to_gray_array(crop)), crop) for box, crop in found]  # type: ignore[arg-type]
 
 
 class AnnotationStore:
@@ -109,7 +109,7 @@ class AnnotationStore:
         self,
         path: str | Path,
         labels: Sequence[str] | None = None,
-        detect_faces: FaceDetector | None = None,
+        detect_faces: FaceFinder | None = None,
         classifier: Any = None,
         teacher: Any = None,
         media_dir: str | Path | None = None,
@@ -285,7 +285,9 @@ class AnnotationStore:
         )
         return added, written
 
-    def _face_image(self, crop: Image.Image, face: Face, parent: str, group: str, source: str | None) -> dict[str, Any]:
+    def _face_image(
+        self, crop: Image.Image, face: FoundFace, parent: str, group: str, source: str | None
+    ) -> dict[str, Any]:
         """The row of a photo's second or later face: its aligned crop stored as an image of its own."""
         data = _png(crop)
         face_id = content_id(data)
@@ -397,7 +399,7 @@ class AnnotationStore:
                 lambda db, updates=updates: db.conn.executemany("UPDATE images SET phash = ? WHERE id = ?", updates)
             )
 
-    def _face_row(self, image_id: str, index: int, face: Face, detector: str | None) -> dict[str, Any]:
+    def _face_row(self, image_id: str, index: int, face: FoundFace, detector: str | None) -> dict[str, Any]:
         crop = self.media.write_crop(image_id, index, face.crop)
         box = json.dumps(list(face.box)) if face.box is not None else None
         return {"image_id": image_id, "face_index": index, "box": box, "crop": crop, "detector": detector}
