@@ -87,7 +87,7 @@ class RetrainSettings:
     teacher_lr: float = 0.002
     student_lr: float = 0.01
     store_repeat: int = 3
-    replay_targets: str = "votes"  # "votes": FER+ vote shares, "majority": one-hot majority labels
+    replay_targets: str = "model"  # "model": the current student's answers, "votes": FER+ vote shares, "majority"
     ema_decay: float | None = None  # keep and ship a moving average of the weights (e.g. 0.98)
     freeze_batchnorm: bool = False
     guard_alpha: float = 0.5  # without replay data: weight of distillation from the current student (LwF)

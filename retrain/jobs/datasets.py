@@ -10,12 +10,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.classifier import Classifier
 from core.data import is_ferplus_folder, load_gray_images, read_labelled_folder
 from labeling import AnnotationStore
 
 from ..training import Dataset
 
-__all__ = ["StoreSplit", "store_split", "replay_sample", "benchmark_set", "concat", "replay_files"]
+__all__ = [
+    "StoreSplit",
+    "store_split",
+    "with_model_targets",
+    "replay_sample",
+    "benchmark_set",
+    "concat",
+    "replay_files",
+]
 
 
 def _empty(classes: int) -> Dataset:
@@ -88,6 +97,15 @@ def replay_sample(
         ),
         [samples.paths[i].name for i in order],
     )
+
+
+def with_model_targets(data: Dataset, model: Classifier) -> Dataset:
+    """``data`` with ``model``'s own probabilities as its soft targets: rehearsing what the current model answers on
+    replay faces (learning without forgetting) instead of FER+'s labels, which it never fitted exactly."""
+    if not len(data):
+        return data
+    probabilities = model.predict_gray_batch(data.images).astype(np.float32)
+    return Dataset(data.images, data.label_indices, torch.from_numpy(probabilities))
 
 
 def benchmark_set(folder: Path, labels: Sequence[str]) -> Dataset:

@@ -28,7 +28,7 @@ from ..registry.model_card import write_model_card
 from ..settings import RetrainSettings
 from ..training import Dataset, TrainConfig, TrainingCancelled, distributed_context, run_training
 from . import promotion
-from .datasets import benchmark_set, concat, replay_sample, store_split
+from .datasets import benchmark_set, concat, replay_sample, store_split, with_model_targets
 from .state import JobCancelled, JobHandle
 
 __all__ = ["run_retrain", "distributed_context"]
@@ -73,7 +73,7 @@ def _train_config(
         threads=settings.threads,
         flip_tta=bool(source.training.get("flip_tta", False)),
         device="cpu",
-        target_mode="distribution" if settings.replay_targets == "votes" else "majority",
+        target_mode="majority" if settings.replay_targets == "majority" else "distribution",
         ema_decay=settings.ema_decay,
         freeze_batchnorm=settings.freeze_batchnorm,
     )
@@ -139,7 +139,13 @@ def _sources(settings: RetrainSettings) -> _Sources:
     return sources
 
 
-def _job_data(store: AnnotationStore, labels: list[str], settings: RetrainSettings, log: Log) -> _JobData:
+def _job_data(
+    store: AnnotationStore,
+    labels: list[str],
+    settings: RetrainSettings,
+    log: Log,
+    current_student: Classifier | None = None,
+) -> _JobData:
     """The store's splits, the user's faces repeated ``store_repeat`` times, and the replay sample when there is one."""
     train_new = store_split(store, "train", labels)
     if not len(train_new.data):
@@ -153,6 +159,8 @@ def _job_data(store: AnnotationStore, labels: list[str], settings: RetrainSettin
         replay, replay_names = replay_sample(
             replay_folder, labels, settings.replay_size, settings.seed, settings.replay_targets
         )
+        if settings.replay_targets == "model" and current_student is not None:
+            replay = with_model_targets(replay, current_student)
         train = concat(train, replay)
     else:
         warnings.append(NO_REPLAY_WARNING)
@@ -355,7 +363,8 @@ def run_retrain(
     _stage(
         handle if rank == 0 else None, log, "prepare", f"loading data (current version {sources.parent})", world == 1
     )
-    data = _job_data(store, sources.labels, settings, log)
+    current = Classifier(*load_weights(sources.folders["student"]), source=str(sources.folders["student"]))
+    data = _job_data(store, sources.labels, settings, log, current)
     teacher, student, curves = _train_models(sources, data, settings, handle, epochs, log, (rank, world))
     if rank != 0:
         return {}
