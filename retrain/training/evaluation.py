@@ -23,6 +23,8 @@ def score(probs: np.ndarray, truth: np.ndarray, labels: Sequence[str], per_face:
     ``loss``: the mean negative log-likelihood of the true class, and with ``per_face`` also ``correct``: whether
     each face was classified right (what the retrain job's paired bootstrap resamples)."""
     truth = np.asarray(truth)
+    if not np.isfinite(probs).all():
+        raise ValueError("the model gives outputs that are not numbers (its weights overflowed): it cannot be judged")
     metrics = classification_metrics(probs, truth, labels)
     log_probs = np.log(np.clip(probs, 1e-8, 1.0))
     metrics["loss"] = float(-log_probs[np.arange(len(probs)), truth].mean()) if len(probs) else 0.0
