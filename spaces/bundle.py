@@ -38,7 +38,7 @@ WEIGHT_FILES = ("config.json", "model.safetensors")
 TEMPLATES = Path(__file__).resolve().parent
 REPO_ROOT = TEMPLATES.parent
 DISTRIBUTION = "tsnet-studio"
-CONFIG_NAME = "space_config.json"  # same name as space_runtime.CONFIG_NAME
+BUNDLE_CONFIG_NAME = "space_config.json"  # the bundle's settings, as space_runtime.BUNDLE_CONFIG_NAME reads them
 TORCH_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 TORCH_PACKAGES = ("torch", "torchvision")
 # The Space installs Gradio from sdk_version; requirements only add its OAuth extras (authlib, itsdangerous: what
@@ -221,8 +221,10 @@ def _prepare_out(out: Path, force: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not force:
             raise FileExistsError(f"{out} is not empty (pass --force to replace an earlier bundle)")
-        if not (out / CONFIG_NAME).is_file():
-            raise FileExistsError(f"{out} is not an earlier Space bundle (no {CONFIG_NAME}); refusing to delete it")
+        if not (out / BUNDLE_CONFIG_NAME).is_file():
+            raise FileExistsError(
+                f"{out} is not an earlier Space bundle (no {BUNDLE_CONFIG_NAME}); refusing to delete it"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -274,7 +276,7 @@ def build_space(
         "sdk_version": meta["sdk_version"],
         "built_with": f"{DISTRIBUTION} {_installed_version(DISTRIBUTION)}",
     }
-    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    (out / BUNDLE_CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
 
     files = sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file())
     size = sum((out / file).stat().st_size for file in files)
@@ -294,9 +296,9 @@ def push_space(
     from retrain.hub.transport import push_folder
 
     folder = Path(folder)
-    if not (folder / "app.py").is_file() or not (folder / CONFIG_NAME).is_file():
+    if not (folder / "app.py").is_file() or not (folder / BUNDLE_CONFIG_NAME).is_file():
         raise FileNotFoundError(f"{folder} is not a Space bundle (run `tsnet space build` first)")
-    config = json.loads((folder / CONFIG_NAME).read_text())
+    config = json.loads((folder / BUNDLE_CONFIG_NAME).read_text())
     served = config.get("model_repo") or config.get("weights", {}).get("student", "bundled weights")
     message = commit_message or f"T-SNet Studio Space (gradio {config.get('sdk_version')}; student: {served})"
     return push_folder(

@@ -51,12 +51,12 @@ __all__ = [
     "snapshot_databases",
     "start_mirror",
     "MIRROR_IGNORE",
-    "CONFIG_NAME",
+    "BUNDLE_CONFIG_NAME",
 ]
 
 logger = logging.getLogger("tsnet.space")
 
-CONFIG_NAME = "space_config.json"
+BUNDLE_CONFIG_NAME = "space_config.json"
 PERSISTENT_ROOT = Path("/data")
 SNAPSHOT_SUFFIX = ".snapshot"
 DEFAULT_MIRROR_MINUTES = 5.0
@@ -98,7 +98,7 @@ class SpaceRuntime:
 
 
 def _bundle_config(app_dir: Path) -> dict[str, Any]:
-    path = app_dir / CONFIG_NAME
+    path = app_dir / BUNDLE_CONFIG_NAME
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
