@@ -46,9 +46,7 @@ class RetrainService:
         self.home = self.settings.home
         self.store = store
         self.jobs = JobStore(self.home)
-        self.registry = ModelRegistry(
-            self.home, {"student": self.settings.base_student, "teacher": self.settings.base_teacher}
-        )
+        self.registry = ModelRegistry.from_settings(self.settings)
         self._recover()
 
     @property

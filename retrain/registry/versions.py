@@ -22,12 +22,15 @@ import shutil
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.classifier import shipped_weights_folder
 
 from .._files import FileLock, read_json, replace_symlink, write_json_atomically
 from ..layout import DataLayout
+
+if TYPE_CHECKING:
+    from ..settings import RetrainSettings
 
 __all__ = ["ModelRegistry", "BASE_VERSION", "MODEL_NAMES"]
 
@@ -55,6 +58,11 @@ class ModelRegistry:
         self.state_file = self.root / "state.json"
         self._lock = FileLock(self.root / "registry.lock")
         self._base_weights = base_weights or {}
+
+    @classmethod
+    def from_settings(cls, settings: RetrainSettings) -> ModelRegistry:
+        """The registry of ``settings.home`` with the configured base weights (``TSNET_BASE_STUDENT`` / ...)."""
+        return cls(settings.home, {"student": settings.base_student, "teacher": settings.base_teacher})
 
     # -- reading ---------------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:

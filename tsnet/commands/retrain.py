@@ -99,7 +99,7 @@ def _registry(command: str) -> Any:
 
     settings = RetrainSettings.from_env()
     note_data_folder(f"models {command}", settings.home)
-    return ModelRegistry(settings.home, {"student": settings.base_student, "teacher": settings.base_teacher})
+    return ModelRegistry.from_settings(settings)
 
 
 def _list(args: argparse.Namespace) -> int:
