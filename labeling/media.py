@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.atomic import write_bytes_atomically
 from core.data import to_gray_array
 from core.images import decode_photo
 
@@ -105,16 +104,4 @@ class MediaFolder:
         """Atomic and idempotent: same address, same bytes, so an existing file is already right."""
         if path.is_file() and path.stat().st_size == len(data):
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-                if self.durable:
-                    out.flush()
-                    os.fsync(out.fileno())
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_bytes_atomically(path, data, durable=self.durable)

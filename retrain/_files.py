@@ -5,27 +5,17 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from core.atomic import write_bytes_atomically
 
 __all__ = ["write_json_atomically", "read_json", "FileLock", "replace_symlink"]
 
 
 def write_json_atomically(path: Path, data: Any) -> None:
     """Readers see the old or the new file, never half of one, even if the process dies mid-write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=2, sort_keys=True)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), durable=True)
 
 
 def read_json(path: Path, default: Any = None) -> Any:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import tempfile
 from pathlib import Path
 
 from PIL import Image
+
+from core.atomic import write_bytes_atomically
 
 __all__ = ["OutputFolder"]
 
@@ -38,13 +39,5 @@ class OutputFolder:
         path = self.root / digest[:2] / f"{digest[2:20]}.{self.image_format}"
         if path.is_file():
             return str(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, staging = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-            os.replace(staging, path)
-        except BaseException:
-            Path(staging).unlink(missing_ok=True)
-            raise
+        write_bytes_atomically(path, data)
         return str(path)

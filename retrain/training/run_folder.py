@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from core.atomic import replacing
 from core.metrics import count_parameters
 from core.weights import save_weights
 
@@ -92,9 +92,8 @@ def save_checkpoint(
         "history": history,
         "torch_rng": torch.get_rng_state(),
     }
-    temporary = run_dir / (CHECKPOINT_NAME + ".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, run_dir / CHECKPOINT_NAME)
+    with replacing(Path(run_dir) / CHECKPOINT_NAME) as temporary:
+        torch.save(state, temporary)
 
 
 def read_history(run_dir: str | Path) -> list[dict]:
