@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from retrain.layout import MODEL_NAMES
+
 __all__ = [
     "SpaceBuild",
     "build_space",
@@ -33,7 +35,6 @@ __all__ = [
 ]
 
 PACKAGES = ("core", "labeling", "retrain", "webapp", "tsnet")
-MODEL_NAMES = ("student", "teacher")
 WEIGHT_FILES = ("config.json", "model.safetensors")
 TEMPLATES = Path(__file__).resolve().parent
 REPO_ROOT = TEMPLATES.parent

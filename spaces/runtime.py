@@ -39,7 +39,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # before huggingface_hub
 
 from huggingface_hub import CommitScheduler, HfApi  # noqa: E402
 
-from retrain.layout import HOME_VARIABLE, DataLayout  # noqa: E402
+from retrain.layout import HOME_VARIABLE, MODEL_NAMES, DataLayout  # noqa: E402
 
 __all__ = [
     "SpaceRuntime",
@@ -60,7 +60,6 @@ BUNDLE_CONFIG_NAME = "space_config.json"
 PERSISTENT_ROOT = Path("/data")
 SNAPSHOT_SUFFIX = ".snapshot"
 DEFAULT_MIRROR_MINUTES = 5.0
-MODEL_NAMES = ("student", "teacher")
 WEIGHT_FILES = ("config.json", "model.safetensors")
 # Live SQLite files (uploaded as snapshots instead), hidden temporaries of atomic writes, locks, the registry's
 # ``served`` symlink (rebuilt from registry/state.json on restore), staging folders of running jobs and resumable

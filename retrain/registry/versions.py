@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from core.classifier import shipped_weights_folder
 
 from .._files import FileLock, read_json, replace_symlink, write_json_atomically
-from ..layout import DataLayout
+from ..layout import MODEL_NAMES, DataLayout
 
 if TYPE_CHECKING:
     from ..settings import RetrainSettings
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["ModelRegistry", "BASE_VERSION", "MODEL_NAMES"]
 
 BASE_VERSION = "base"
-MODEL_NAMES = ("student", "teacher")
 VERSION_FILE = "version.json"
 METRICS_FILE = "metrics.json"
 _VERSION_NAME = re.compile(r"v[1-9][0-9]{0,8}")  # what ``register`` names versions: v1, v2, ...
