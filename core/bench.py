@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .explain import explainer
+
 __all__ = ["run_bench", "format_report", "bench_photo", "load_faces"]
 
 # name -> (size, framing). "wide": the whole astronaut photo, face ~18% of the height (88 px at 640x480);
@@ -93,7 +95,7 @@ def _photo_stages(classifier: Any, fast: Any, size: tuple[int, int], framing: st
         stages["landmarks"] = _timings(lambda: detector.landmarks(gray, box), repeats)
         stages["align"] = _timings(lambda: detector.align(pixels, shape, box, score), repeats)
         stages["classify"] = _timings(lambda: fast.predict_crops([face.aligned_crop]), repeats)
-        stages["gradcam"] = _timings(lambda: classifier.gradcam.explain_face(face, photo.size), max(5, repeats // 3))
+        stages["gradcam"] = _timings(lambda: explainer(classifier).explain_face(face, photo.size), max(5, repeats // 3))
     stages["end_to_end_without_gradcam"] = _timings(lambda: fast.predict_image(open_image(data)), repeats)
     return stages
 
@@ -101,11 +103,12 @@ def _photo_stages(classifier: Any, fast: Any, size: tuple[int, int], framing: st
 @contextlib.contextmanager
 def _single_pass(classifier: Any) -> Iterator[None]:
     """Temporarily classify without the mirror-image pass (to show what flip averaging costs and gives)."""
-    previous, classifier.flip_tta = classifier.flip_tta, False
+    engine = classifier.engine
+    previous, engine.flip_tta = engine.flip_tta, False
     try:
         yield
     finally:
-        classifier.flip_tta = previous
+        engine.flip_tta = previous
 
 
 def _crop_classification(classifiers: dict[str, Any], face_crop: Image.Image, repeats: int) -> dict[str, Any]:
@@ -116,16 +119,17 @@ def _crop_classification(classifiers: dict[str, Any], face_crop: Image.Image, re
         entry: dict[str, Any] = {
             "batch1_crop": _timings(lambda c=classifier: c.predict_crops([face_crop]), repeats * 10)
         }
-        if hasattr(classifier, "run"):
-            ready = classifier._preprocess(gray)
-            entry["batch1_model_only"] = _timings(lambda c=classifier, x=ready: c.run(x), repeats * 10)
-            entry["batch1_gray_array"] = _timings(lambda c=classifier: c.predict_gray_arrays(gray), repeats * 10)
-            if classifier.flip_tta:
+        engine = classifier.engine
+        if hasattr(engine, "run"):  # a compiled engine: its forward pass alone, and its NumPy path
+            ready = engine._preprocess(gray)
+            entry["batch1_model_only"] = _timings(lambda e=engine, x=ready: e.run(x), repeats * 10)
+            entry["batch1_gray_array"] = _timings(lambda e=engine: e.probabilities(gray), repeats * 10)
+            if engine.flip_tta:
                 with _single_pass(classifier):
                     entry["batch1_crop_no_tta"] = _timings(
                         lambda c=classifier: c.predict_crops([face_crop]), repeats * 10
                     )
-            per_batch = _timings(lambda c=classifier: c.predict_gray_arrays(batch32), repeats)
+            per_batch = _timings(lambda e=engine: e.probabilities(batch32), repeats)
         else:
             tensor = torch.from_numpy(batch32)[:, None]
             per_batch = _timings(lambda c=classifier, t=tensor: c.predict_gray_batch(t), repeats)
@@ -178,8 +182,8 @@ def _detection(repeats: int = 3) -> dict[str, Any]:
 
 
 def _probabilities(classifier: Any, faces: np.ndarray) -> np.ndarray:
-    if hasattr(classifier, "predict_gray_arrays"):
-        return np.concatenate([classifier.predict_gray_arrays(chunk[:, 0]) for chunk in np.array_split(faces, 64)])
+    if classifier.backend != "torch":
+        return np.concatenate([classifier.engine.probabilities(chunk[:, 0]) for chunk in np.array_split(faces, 64)])
     return classifier.predict_gray_batch(torch.from_numpy(faces))
 
 
@@ -192,7 +196,7 @@ def _accuracy(classifiers: dict[str, Any], folder: str | Path) -> dict[str, Any]
 
     for name, classifier in classifiers.items():
         report[f"{name}_accuracy"] = accuracy(classifier)
-        if getattr(classifier, "flip_tta", False):
+        if getattr(classifier.engine, "flip_tta", False):
             with _single_pass(classifier):
                 report[f"{name}_no_tta_accuracy"] = accuracy(classifier)
     return report
@@ -213,8 +217,7 @@ def _calibration_faces(classifier: Any, accuracy_data: str | Path | None) -> tup
 
 def run_bench(model: str = "student", repeats: int = 30, accuracy_data: str | Path | None = None) -> dict[str, Any]:
     """All figures as a dict (what ``tsnet bench --json`` prints)."""
-    from .classifier import load_classifier
-    from .onnx_backend import OnnxClassifier
+    from .classifier import compile_classifier, load_classifier
     from .tflite_export import is_exportable
 
     torch.set_num_threads(1)
@@ -222,14 +225,12 @@ def run_bench(model: str = "student", repeats: int = 30, accuracy_data: str | Pa
     calibration, calibration_source = _calibration_faces(classifier, accuracy_data)
     backends: dict[str, Any] = {
         "torch": classifier,
-        "onnx_fp32": OnnxClassifier.from_classifier(classifier),
-        "onnx_int8": OnnxClassifier.from_classifier(classifier, calibration=calibration),
+        "onnx_fp32": compile_classifier(classifier, "onnx"),
+        "onnx_int8": compile_classifier(classifier, "onnx", calibration),
     }
     if is_exportable(classifier.model):  # LiteRT covers the student; other models are benchmarked without it
-        from .litert_backend import LiteRtClassifier
-
-        backends["litert_fp32"] = LiteRtClassifier.from_classifier(classifier)
-        backends["litert_int8"] = LiteRtClassifier.from_classifier(classifier, calibration=calibration)
+        backends["litert_fp32"] = compile_classifier(classifier, "litert")
+        backends["litert_int8"] = compile_classifier(classifier, "litert", calibration)
     pipeline = "litert_int8" if "litert_int8" in backends else "onnx_int8"
     fast = backends[pipeline]
     report: dict[str, Any] = {

@@ -1,11 +1,17 @@
-"""A loaded model plus the preprocessing its config describes: the one way the product classifies faces."""
+"""A loaded model plus the preprocessing its config describes: the one way the product classifies faces.
+
+A :class:`Classifier` wraps an :class:`Engine`, the one small interface a forward pass sits behind: PyTorch
+(:class:`TorchEngine`, here), ONNX Runtime (:mod:`.onnx_backend`) or LiteRT (:mod:`.litert_backend`), so callers
+never care which engine classifies. The engines know nothing of the classifier; Grad-CAM is built over a
+classifier from outside (:func:`core.explain.explainer`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -16,10 +22,18 @@ from .data.tensors import preprocess_batch, to_gray_array
 from .weights import ModelConfig, load_weights
 
 if TYPE_CHECKING:
-    from .explain import GradCamExplainer
     from .faces import Face, FaceDetector
 
-__all__ = ["Classifier", "load_classifier", "shipped_weights_folder", "SHIPPED_MODELS", "BACKENDS"]
+__all__ = [
+    "BACKENDS",
+    "SHIPPED_MODELS",
+    "Classifier",
+    "Engine",
+    "TorchEngine",
+    "compile_classifier",
+    "load_classifier",
+    "shipped_weights_folder",
+]
 
 SHIPPED_MODELS = ("student", "teacher")
 BACKENDS = ("torch", "onnx", "litert")
@@ -31,16 +45,67 @@ def shipped_weights_folder(name: str) -> Path:
     return _PRETRAINED_DIR / name
 
 
+class Engine(Protocol):
+    """What runs a classifier's forward pass."""
+
+    name: str  # one of BACKENDS (reported by ``tsnet predict --json``)
+
+    def logits(self, batch: torch.Tensor, flip_average: bool = False) -> torch.Tensor:
+        """Logits for a preprocessed batch (N, in_chans, input_size, input_size), optionally mirror-averaged."""
+        ...
+
+    def probabilities(self, faces: np.ndarray) -> np.ndarray:
+        """Class probabilities for uint8 grayscale faces (N, H, W), preprocessed as the config says."""
+        ...
+
+
+class TorchEngine:
+    """The PyTorch model itself."""
+
+    name = "torch"
+
+    def __init__(self, model: nn.Module, config: ModelConfig) -> None:
+        self.model = model
+        self.config = config
+
+    @torch.inference_mode()
+    def logits(self, batch: torch.Tensor, flip_average: bool = False) -> torch.Tensor:
+        logits = self.model(batch)
+        if flip_average:
+            logits = (logits + self.model(torch.flip(batch, dims=[3]))) / 2
+        return logits
+
+    def probabilities(self, faces: np.ndarray) -> np.ndarray:
+        config = self.config
+        batch = preprocess_batch(torch.from_numpy(faces)[:, None], config.input_size, config.mean, config.std)
+        logits = self.logits(batch, bool(config.training.get("flip_tta", False)))
+        return torch.softmax(logits, dim=1).numpy()
+
+
 class Classifier:
-    """Face-crop classifier: ``predict_crops`` takes PIL face crops of any size or mode."""
+    """Face-crop classifier: ``predict_crops`` takes PIL face crops of any size or mode.
 
-    backend = "torch"  # the engine that classifies, one of BACKENDS (reported by ``tsnet predict --json``)
+    ``model`` is the PyTorch model (``None`` for a classifier loaded from an exported file: it cannot explain);
+    ``engine`` runs the forward pass, PyTorch's own unless another is given.
+    """
 
-    def __init__(self, model: nn.Module, config: ModelConfig, source: str = "") -> None:
-        self.model = model.eval()
+    def __init__(
+        self, model: nn.Module | None, config: ModelConfig, source: str = "", engine: Engine | None = None
+    ) -> None:
+        self.model = model.eval() if model is not None else None
         self.config = config
         self.source = source
         self.labels: tuple[str, ...] = tuple(config.labels)
+        if engine is None:
+            if model is None:
+                raise ValueError("a classifier needs a PyTorch model or an engine")
+            engine = TorchEngine(self.model, config)
+        self.engine = engine
+
+    @property
+    def backend(self) -> str:
+        """The engine that classifies, one of BACKENDS."""
+        return self.engine.name
 
     @property
     def version(self) -> str:
@@ -51,12 +116,8 @@ class Classifier:
         batch = torch.from_numpy(arrays)[:, None]
         return preprocess_batch(batch, self.config.input_size, self.config.mean, self.config.std)
 
-    @torch.inference_mode()
     def predict_logits(self, batch: torch.Tensor, flip_average: bool = False) -> torch.Tensor:
-        logits = self.model(batch)
-        if flip_average:
-            logits = (logits + self.model(torch.flip(batch, dims=[3]))) / 2
-        return logits
+        return self.engine.logits(batch, flip_average)
 
     def predict_gray_batch(self, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Probabilities for uint8 grayscale faces (N, 1, H, W), e.g. a dataset held in memory."""
@@ -75,8 +136,7 @@ class Classifier:
         """Probabilities of shape (N, len(labels)) for face crops, in ``labels`` order."""
         if len(images) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        logits = self.predict_logits(self.crops_to_tensor(images), self.config.training.get("flip_tta", False))
-        return torch.softmax(logits, dim=1).numpy()
+        return self.engine.probabilities(np.stack([to_gray_array(image) for image in images]))
 
     @cached_property
     def face_detector(self) -> FaceDetector:
@@ -85,18 +145,32 @@ class Classifier:
 
         return FaceDetector()
 
-    @cached_property
-    def gradcam(self) -> GradCamExplainer:
-        """Grad-CAM for this model, built once (see :mod:`core.explain`)."""
-        from .explain import GradCamExplainer
-
-        return GradCamExplainer(self)
-
     def predict_image(self, image: Image.Image, detector: FaceDetector | None = None) -> list[Face]:
         """Every confident face in a photo, classified; boxes are in the upright (EXIF-applied) photo's pixels."""
         faces = (detector or self.face_detector).detect(image)
         probabilities = self.predict_crops([face.aligned_crop for face in faces])
         return [face.with_probs(self.labels, row) for face, row in zip(faces, probabilities)]
+
+
+def _compiled_engine(backend: str) -> type:
+    if backend == "onnx":
+        from .onnx_backend import OnnxEngine
+
+        return OnnxEngine
+    if backend == "litert":
+        from .litert_backend import LiteRtEngine
+
+        return LiteRtEngine
+    raise ValueError(f"{backend!r} is no compiled backend; choose onnx or litert")
+
+
+def compile_classifier(classifier: Classifier, backend: str, calibration: np.ndarray | None = None) -> Classifier:
+    """The same model served by ONNX Runtime or LiteRT; int8 when ``calibration`` faces (uint8 N, 1, H, W) are
+    given. The PyTorch model stays, for Grad-CAM."""
+    if classifier.model is None:
+        raise ValueError("only a classifier with its PyTorch model can be compiled")
+    engine = _compiled_engine(backend).from_model(classifier.model, classifier.config, calibration)
+    return Classifier(classifier.model, classifier.config, classifier.source, engine)
 
 
 def load_classifier(name_or_path: str | Path = "student", backend: str = "torch") -> Classifier:
@@ -110,25 +184,13 @@ def load_classifier(name_or_path: str | Path = "student", backend: str = "torch"
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     text = str(name_or_path)
-    if text.endswith(".onnx"):
-        from .onnx_backend import OnnxClassifier
-
-        return OnnxClassifier.from_file(text)
-    if text.endswith(".tflite"):
-        from .litert_backend import LiteRtClassifier
-
-        return LiteRtClassifier.from_file(text)
+    for suffix, kind in ((".onnx", "onnx"), (".tflite", "litert")):
+        if text.endswith(suffix):
+            engine, config = _compiled_engine(kind).from_file(text)
+            return Classifier(None, config, source=text, engine=engine)
     folder = shipped_weights_folder(text) if text in SHIPPED_MODELS else Path(text)
     if text in SHIPPED_MODELS and not (folder / "config.json").is_file():
         raise FileNotFoundError(f"no shipped {text!r} weights found at {folder}")
     model, config = load_weights(folder)
     classifier = Classifier(model, config, source=str(folder))
-    if backend == "onnx":
-        from .onnx_backend import OnnxClassifier
-
-        return OnnxClassifier.from_classifier(classifier)
-    if backend == "litert":
-        from .litert_backend import LiteRtClassifier
-
-        return LiteRtClassifier.from_classifier(classifier)
-    return classifier
+    return classifier if backend == "torch" else compile_classifier(classifier, backend)

@@ -1,14 +1,12 @@
-"""What the compiled backends (ONNX Runtime, LiteRT) share: NumPy preprocessing and the predict API.
+"""What the compiled engines (ONNX Runtime, LiteRT) share: NumPy preprocessing, export and the engine interface.
 
-A compiled backend only supplies :meth:`FastClassifier.run` (logits for a preprocessed batch); the
-rest of :class:`~core.classifier.Classifier`'s API behaves the same, so callers never care which engine
-classifies. The PyTorch model, when given, is kept for Grad-CAM.
+A compiled engine only supplies :meth:`CompiledEngine.run` (logits for a preprocessed batch) and its file format;
+this base gives it the :class:`~core.classifier.Engine` interface a :class:`~core.classifier.Classifier` wraps.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,13 +14,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
 
-from .classifier import Classifier
-from .data.tensors import STORE_SIZE, to_gray_array
+from .data.tensors import STORE_SIZE
 from .weights import ModelConfig
 
-__all__ = ["FastClassifier", "Preprocessor", "CONFIG_METADATA_KEY"]
+__all__ = ["CompiledEngine", "Preprocessor", "CONFIG_METADATA_KEY"]
 
 CONFIG_METADATA_KEY = "tsnet_config"  # config.json travels inside the exported file's metadata
 
@@ -50,19 +46,17 @@ class Preprocessor:
         return ((pixels - self.mean) / self.std)[:, None].astype(np.float32, copy=False)
 
 
-class FastClassifier(Classifier):
-    """A :class:`Classifier` whose forward pass runs in a compiled engine.
+class CompiledEngine:
+    """A forward pass in a compiled engine, from a file of its format (see :meth:`export`).
 
-    Subclasses supply the engine: ``file_kind``, the export steps (:meth:`_float_graph`, :meth:`_quantize`,
+    Subclasses supply ``name``, ``file_kind``, the export steps (:meth:`_float_graph`, :meth:`_quantize`,
     :meth:`_with_metadata`, :meth:`read_metadata`), :meth:`_load` and :meth:`run`.
     """
 
+    name = ""  # "onnx", "litert": the backend, as ``Classifier.backend`` reports it
     file_kind = ""  # "onnx", "tflite": the file suffix and the ``tsnet export-...`` command
 
-    def __init__(self, graph: bytes, config: ModelConfig, model: nn.Module | None = None, source: str = "") -> None:
-        self.model = model.eval() if model is not None else None  # type: ignore[assignment]
-        self.config = config
-        self.source = source
+    def __init__(self, graph: bytes, config: ModelConfig) -> None:
         self.labels = tuple(config.labels)
         # Mirror-image averaging as the model was validated; switch off to halve the per-face cost.
         self.flip_tta = bool(config.training.get("flip_tta", False))
@@ -117,14 +111,13 @@ class FastClassifier(Classifier):
         raise NotImplementedError
 
     @classmethod
-    def from_classifier(cls, classifier: Classifier, calibration: np.ndarray | None = None) -> FastClassifier:
-        """Export a PyTorch classifier and serve it (keeping its model for Grad-CAM)."""
-        graph = cls.export(classifier.model, classifier.config, calibration=calibration)
-        return cls(graph, classifier.config, classifier.model, classifier.source)
+    def from_model(cls, model: nn.Module, config: ModelConfig, calibration: np.ndarray | None = None) -> CompiledEngine:
+        """Export a PyTorch model and load the result (int8 when ``calibration`` faces are given)."""
+        return cls(cls.export(model, config, calibration=calibration), config)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> FastClassifier:
-        """Load a file written by ``tsnet export-<file_kind>`` (its config travels in the metadata)."""
+    def from_file(cls, path: str | Path) -> tuple[CompiledEngine, ModelConfig]:
+        """Load a file written by ``tsnet export-<file_kind>``, with the config that travels in its metadata."""
         graph = Path(path).read_bytes()
         metadata = cls.read_metadata(graph)
         if CONFIG_METADATA_KEY not in metadata:
@@ -132,20 +125,20 @@ class FastClassifier(Classifier):
                 f"{path} was not written by tsnet export-{cls.file_kind} (no {CONFIG_METADATA_KEY} metadata)"
             )
         config = ModelConfig.from_dict(json.loads(metadata[CONFIG_METADATA_KEY]))
-        return cls(graph, config, source=str(path))
+        return cls(graph, config), config
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Logits for a preprocessed float32 batch (N, 1, input_size, input_size)."""
         raise NotImplementedError
 
-    def predict_logits(self, batch: torch.Tensor, flip_average: bool = False) -> torch.Tensor:
+    def logits(self, batch: torch.Tensor, flip_average: bool = False) -> torch.Tensor:
         array = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
         logits = self.run(array)
         if flip_average:
             logits = (logits + self.run(np.ascontiguousarray(array[..., ::-1]))) / 2
         return torch.from_numpy(logits)
 
-    def predict_gray_arrays(self, faces: np.ndarray) -> np.ndarray:
+    def probabilities(self, faces: np.ndarray) -> np.ndarray:
         """Probabilities for uint8 grayscale faces (N, H, W) at the stored 48 px: the low-latency path."""
         batch = self._preprocess(faces)
         if self.flip_tta:
@@ -156,8 +149,3 @@ class FastClassifier(Classifier):
             logits = self.run(batch)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
-
-    def predict_crops(self, images: Sequence[Image.Image]) -> np.ndarray:
-        if len(images) == 0:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.predict_gray_arrays(np.stack([to_gray_array(image) for image in images]))

@@ -4,7 +4,7 @@ The last feature map of our models is 2x2 at the 64 px input, too coarse to tell
 A :class:`CamRecipe` says which ``pytorch-grad-cam`` method explains, on which feature maps (named
 by their output stride, so one recipe fits student and teacher) and on how large a copy of the
 crop; :data:`DEFAULT_RECIPE` is the one ``core.explain_bench`` measured best (see its docstring).
-The CAM object is built once per loaded classifier, on a private copy of its model, so the hooks
+The CAM object is built once per loaded classifier (:func:`explainer`), on a private copy of its model, so the hooks
 never slow down or alter ordinary inference; a lock keeps concurrent calls from mixing the
 activations the CAM object holds between forward and backward.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ __all__ = [
     "CamRecipe",
     "Explanation",
     "GradCamExplainer",
+    "explainer",
     "feature_stages",
     "overlay_heatmap",
     "target_layer",
@@ -167,7 +169,7 @@ class Explanation:
 
 
 class GradCamExplainer:
-    """Grad-CAM for one classifier; get it through ``classifier.gradcam`` so it is built once.
+    """Grad-CAM for one classifier; get it through :func:`explainer` so it is built once.
 
     Thread-safe: calls from several threads are serialised on one lock (the CAM object holds the
     activations of the call in flight); see ``core.explain_bench.thread_cost`` for what it costs.
@@ -177,7 +179,7 @@ class GradCamExplainer:
         import pytorch_grad_cam
 
         if classifier.model is None:
-            raise ValueError("Grad-CAM needs the PyTorch weights; this classifier only has an ONNX graph")
+            raise ValueError("Grad-CAM needs the PyTorch weights; this classifier only has an exported graph")
         self.classifier = classifier
         self.recipe = recipe or DEFAULT_RECIPE
         config = classifier.config
@@ -251,6 +253,20 @@ class GradCamExplainer:
         upright = to_rgb(image)
         faces = self.classifier.predict_image(upright) if faces is None else faces
         return [self.explain_face(face, upright.size, label) for face in faces]
+
+
+_EXPLAINERS: weakref.WeakKeyDictionary[Classifier, GradCamExplainer] = weakref.WeakKeyDictionary()
+_EXPLAINERS_LOCK = threading.Lock()
+
+
+def explainer(classifier: Classifier) -> GradCamExplainer:
+    """The default-recipe Grad-CAM of ``classifier``, built on first use and kept as long as the classifier is."""
+    with _EXPLAINERS_LOCK:  # building takes a moment: concurrent first callers wait for one build
+        found = _EXPLAINERS.get(classifier)
+        if found is None:
+            # through a proxy: an explainer holding its key would keep every classifier ever explained alive
+            found = _EXPLAINERS[classifier] = GradCamExplainer(weakref.proxy(classifier))
+        return found
 
 
 def warp_to_image(crop_heat: np.ndarray, crop_to_image: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:

@@ -3,8 +3,8 @@
 ONNX Runtime pays a few microseconds per node on the ~95-node int8 ShuffleNet, which keeps a 64 px crop
 near 0.3 ms at batch 1; LiteRT delegates the whole graph (written by :mod:`core.tflite_export`) to
 XNNPACK, which runs it as one plan with AVX512-VNNI int8 kernels in about half that time.
-:class:`LiteRtClassifier` is a :class:`~core.fast_classifier.FastClassifier`, so the predict API is
-the same as PyTorch's and ONNX Runtime's.
+:class:`LiteRtEngine` is a :class:`~core.compiled.CompiledEngine`: a :class:`~core.classifier.Classifier` over it
+behaves as over PyTorch or ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import torch.nn as nn
 
-from .fast_classifier import CONFIG_METADATA_KEY, FastClassifier
+from .compiled import CONFIG_METADATA_KEY, CompiledEngine
 from .tflite_export import is_quantized, quantize_tflite, read_metadata, tflite_float_graph, with_batch, with_metadata
 from .weights import ModelConfig
 
-__all__ = ["LiteRtClassifier", "export_tflite", "CONFIG_METADATA_KEY"]
+__all__ = ["LiteRtEngine", "export_tflite", "CONFIG_METADATA_KEY"]
 
 MAX_BATCH = 64  # larger inputs run in chunks; smaller ones are padded up to a power of two
 
@@ -29,15 +29,15 @@ def _bucket(count: int) -> int:
     return min(MAX_BATCH, 1 << max(0, count - 1).bit_length())
 
 
-class LiteRtClassifier(FastClassifier):
-    """A :class:`Classifier` whose forward pass runs in LiteRT; ``model`` (PyTorch) is kept for Grad-CAM.
+class LiteRtEngine(CompiledEngine):
+    """A forward pass in LiteRT with XNNPACK.
 
     XNNPACK wants static shapes, so there is one interpreter per batch size used (powers of two); an
     interpreter is not thread-safe, so calls are serialised by a lock.
     """
 
+    name = "litert"
     file_kind = "tflite"
-    backend = "litert"
     read_metadata = staticmethod(read_metadata)
     _with_metadata = staticmethod(with_metadata)
 
@@ -86,4 +86,4 @@ class LiteRtClassifier(FastClassifier):
             return interpreter.get_tensor(target)[:count].copy()
 
 
-export_tflite = LiteRtClassifier.export  # TFLite bytes for the student (see FastClassifier.export)
+export_tflite = LiteRtEngine.export  # TFLite bytes for the student (see CompiledEngine.export)

@@ -2,8 +2,8 @@
 
 PyTorch eager spends ~2.5 ms per face on Python and per-operator overhead; ONNX Runtime on one thread
 with a static-shape graph (and int8 convolutions with AVX512-VNNI) brings a crop to a few tenths of a
-millisecond. :class:`OnnxClassifier` is a :class:`~core.fast_classifier.FastClassifier`, so ``predict_crops``,
-``predict_gray_batch`` and ``predict_image`` behave the same; only the logits come from ONNX Runtime.
+millisecond. :class:`OnnxEngine` is a :class:`~core.compiled.CompiledEngine`: a
+:class:`~core.classifier.Classifier` over it behaves the same; only the logits come from ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .fast_classifier import CONFIG_METADATA_KEY, FastClassifier
+from .compiled import CONFIG_METADATA_KEY, CompiledEngine
 from .shufflenet_export import ShuffleNetForExport
 from .weights import ModelConfig
 
-__all__ = ["OnnxClassifier", "export_onnx", "CONFIG_METADATA_KEY"]
+__all__ = ["OnnxEngine", "export_onnx", "CONFIG_METADATA_KEY"]
 
 INPUT_NAME, OUTPUT_NAME = "faces", "logits"
 OPSET = 17
@@ -123,11 +123,11 @@ def _session(graph: bytes | str, threads: int = 1) -> Any:
     return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
-class OnnxClassifier(FastClassifier):
-    """A :class:`Classifier` whose forward pass runs in ONNX Runtime; ``model`` (PyTorch) is kept for Grad-CAM."""
+class OnnxEngine(CompiledEngine):
+    """A forward pass in ONNX Runtime (one thread)."""
 
+    name = "onnx"
     file_kind = "onnx"
-    backend = "onnx"
     _float_graph = staticmethod(_float_graph)
     _quantize = staticmethod(_quantize)
     _with_metadata = staticmethod(_with_metadata)
@@ -147,4 +147,4 @@ class OnnxClassifier(FastClassifier):
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
 
 
-export_onnx = OnnxClassifier.export  # ONNX bytes for a model (see FastClassifier.export)
+export_onnx = OnnxEngine.export  # ONNX bytes for a model (see CompiledEngine.export)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .data.folder import list_images
+from .explain import explainer
 from .images import ImageError, open_image
 
 __all__ = ["collect_inputs", "predict_file", "predict_files", "save_cams"]
@@ -34,7 +35,7 @@ def save_cams(classifier: Any, image: Any, faces: list[Any], stem: Path) -> list
     from .explain import overlay_heatmap
 
     stem.parent.mkdir(parents=True, exist_ok=True)
-    explanations = classifier.gradcam.explain_image(image, faces)
+    explanations = explainer(classifier).explain_image(image, faces)
     combined = np.max([explanation.image_heatmap for explanation in explanations], axis=0)
     written = [Path(f"{stem}_cam.png")]
     overlay_heatmap(image, combined).save(written[0])

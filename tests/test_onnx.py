@@ -7,15 +7,17 @@ import pytest
 import torch
 
 from core import load_classifier
-from core.onnx_backend import OnnxClassifier, export_onnx
+from core.classifier import compile_classifier
+from core.explain import explainer
+from core.onnx_backend import export_onnx
 from tests._face_fixtures import astronaut, gray_faces, student_fixture, student_folder_fixture  # noqa: F401
 
 
 def test_onnx_runtime_agrees_with_pytorch(student):
-    served = OnnxClassifier.from_classifier(student)
+    served = compile_classifier(student, "onnx")
     faces = gray_faces(16)
     reference = student.predict_gray_batch(torch.from_numpy(faces)[:, None])
-    assert np.abs(served.predict_gray_arrays(faces) - reference).max() < 1e-5
+    assert np.abs(served.engine.probabilities(faces) - reference).max() < 1e-5
     assert np.abs(served.predict_gray_batch(torch.from_numpy(faces)[:, None]) - reference).max() < 1e-5
 
 
@@ -26,16 +28,16 @@ def test_exported_file_carries_its_config(tmp_path, student):
     assert loaded.labels == student.labels and loaded.config.input_size == student.config.input_size
     assert loaded.predict_crops([]).shape == (0, len(student.labels))
     with pytest.raises(ValueError, match="Grad-CAM needs the PyTorch weights"):
-        _ = loaded.gradcam
+        explainer(loaded)
 
 
 def test_int8_export_stays_close_to_float(student):
     calibration = gray_faces(64, seed=1)[:, None]
-    quantized = OnnxClassifier.from_classifier(student, calibration=calibration)
-    assert quantized.int8
+    quantized = compile_classifier(student, "onnx", calibration=calibration)
+    assert quantized.engine.int8
     faces = gray_faces(32, seed=2)
     reference = student.predict_gray_batch(torch.from_numpy(faces)[:, None])
-    assert np.abs(quantized.predict_gray_arrays(faces) - reference).max() < 0.1
+    assert np.abs(quantized.engine.probabilities(faces) - reference).max() < 0.1
 
 
 def test_unknown_backend_is_refused(student_folder):

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from core import Face, FaceStream, ImageError, open_image
-from core.explain import overlay_heatmap
+from core.explain import explainer, overlay_heatmap
 from core.figures import confusion_figure
 from core.images import read_image_bytes, to_rgb
 from labeling import LabelNotInSetError, UnknownImageError
@@ -129,7 +129,7 @@ class Handlers:
         """One strip of Grad-CAM overlays, numbered from ``first``; the teacher explains its own label."""
         panels = []
         for number, face in enumerate(faces[:MAX_EXPLAINED_FACES], start=first):  # core.explain locks per explainer
-            heat, name = classifier.gradcam.crop_heatmap(face.aligned_crop, None if own_label else face.label)
+            heat, name = explainer(classifier).crop_heatmap(face.aligned_crop, None if own_label else face.label)
             panels.append((overlay_heatmap(face.aligned_crop, heat), f"{number}. {name}"))
         return self.outputs.save(render.cam_strip(panels))
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from core import Classifier, load_classifier
 from core.classifier import shipped_weights_folder
+from core.explain import explainer
 from retrain.layout import DataLayout
 
 from .settings import Settings
@@ -89,7 +90,7 @@ def _warm(classifier: Classifier) -> None:
     The teacher's Grad-CAM is left to its first use: only "explain with the teacher" needs it, and building
     it (a private model copy) is the slow part of a swap. Two requests building one at once waste work only.
     """
-    _ = classifier.face_detector, classifier.gradcam
+    _ = classifier.face_detector, explainer(classifier)
 
 
 def _load(folder: Path | None) -> Classifier | None:
