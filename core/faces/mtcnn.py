@@ -199,11 +199,12 @@ def _refine(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 def _crops(image: Image.Image, boxes: np.ndarray, side: int) -> np.ndarray:
     """(N, 3, side, side) network inputs: the windows ``boxes`` of ``image``, bilinear without antialiasing (as
     MTCNN was trained), mid-grey beyond the photo's edges, normalised to [-1, 1]."""
-    out = np.empty((len(boxes), side, side, 3), dtype=np.uint8)
-    for i, box in enumerate(boxes):
-        window = tuple(float(v) for v in box)
-        out[i] = np.asarray(image.transform((side, side), Image.EXTENT, window, Image.BILINEAR, fillcolor=_GREY))
-    return _normalise(out)
+    windows = [tuple(float(v) for v in box) for box in boxes]
+    crops = b"".join(
+        image.transform((side, side), Image.EXTENT, window, Image.BILINEAR, fillcolor=_GREY).tobytes()
+        for window in windows
+    )  # one buffer for all: cheaper than an array per crop
+    return _normalise(np.frombuffer(crops, dtype=np.uint8).reshape(len(windows), side, side, 3))
 
 
 class MtcnnDetector:
