@@ -39,7 +39,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # before huggingface_hub
 
 from huggingface_hub import CommitScheduler, HfApi  # noqa: E402
 
-from retrain.layout import HOME_VARIABLE, MODEL_NAMES, DataLayout  # noqa: E402
+from retrain.layout import DEFAULT_HOME, HOME_VARIABLE, MODEL_NAMES, DataLayout  # noqa: E402
 
 __all__ = [
     "SpaceRuntime",
@@ -112,7 +112,7 @@ def choose_home(environ: MutableMapping[str, str], app_dir: Path, persistent_roo
     elif _writable_dir(persistent_root):
         home = persistent_root / "tsnet"
     else:
-        home = app_dir / "tsnet-data"
+        home = app_dir / DEFAULT_HOME
     home.mkdir(parents=True, exist_ok=True)
     environ[HOME_VARIABLE] = str(home)
     return home

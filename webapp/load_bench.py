@@ -38,6 +38,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from retrain.layout import HOME_VARIABLE
+
 __all__ = ["format_report", "run", "two_face_photo"]
 
 TOLERANCE = 1e-5
@@ -63,7 +65,7 @@ def _free_port() -> int:
 
 
 def _start_server(home: Path, port: int, log: Path, timeout: float) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TSNET_HOME": str(home), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, HOME_VARIABLE: str(home), "GRADIO_ANALYTICS_ENABLED": "False"}
     command = [sys.executable, "-m", "tsnet", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with open(log, "wb") as output:
         server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrain.layout import DataLayout
+from retrain.layout import DEFAULT_HOME, DataLayout
 
 __all__ = ["Settings", "parse_users"]
 
@@ -32,7 +32,7 @@ class Settings:
     Passwords are kept out of ``repr`` so a logged settings object never shows them.
     """
 
-    home: Path = Path("tsnet-data")
+    home: Path = DEFAULT_HOME
     users: dict[str, str] = field(default_factory=dict, repr=False)  # local sign-in (TSNET_USERS)
     allowed_users: frozenset[str] = frozenset()  # Hugging Face accounts allowed on a Space (TSNET_ALLOWED_USERS)
     on_space: bool = False  # SPACE_ID is set: offer the Hugging Face login button
