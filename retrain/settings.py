@@ -56,7 +56,6 @@ _ENV = {
     "store_repeat": "TSNET_STORE_REPEAT",
     "replay_targets": "TSNET_REPLAY_TARGETS",
     "ema_decay": "TSNET_RETRAIN_EMA",
-    "freeze_batchnorm": "TSNET_FREEZE_BATCHNORM",
     "guard_alpha": "TSNET_GUARD_ALPHA",
     "threads": "TSNET_RETRAIN_THREADS",
     "push_retries": "TSNET_PUSH_RETRIES",
@@ -75,7 +74,7 @@ class RetrainSettings:
 
     home: Path = field(default_factory=_home_from_env)
     replay_data: str | None = None  # None: ../shared FER+ FER2013Train when present
-    replay_size: int = 800
+    replay_size: int = 2000
     benchmark_data: str | None = None  # None: ../shared FER+ FER2013Valid when present
     base_student: str | None = None  # the implicit "base" version; None: served/shipped default
     base_teacher: str | None = None
@@ -88,8 +87,7 @@ class RetrainSettings:
     student_lr: float = 0.01
     store_repeat: int = 3
     replay_targets: str = "model"  # "model": the current student's answers, "votes": FER+ vote shares, "majority"
-    ema_decay: float | None = None  # keep and ship a moving average of the weights (e.g. 0.98)
-    freeze_batchnorm: bool = False
+    ema_decay: float | None = 0.99  # ship a moving average of the weights (None: the last weights)
     guard_alpha: float = 0.5  # without replay data: weight of distillation from the current student (LwF)
     batch_size: int = 64
     temperature: float | None = None  # None: the current student's recipe, else core's default
@@ -144,13 +142,11 @@ _FLOATS = {"ema_decay"}
 
 
 def _parse(name: str, raw: str, kind: type) -> Any:
-    """An environment variable's text as the field's type (``"0"``/``"false"`` are False, ``""`` unsets a float)."""
+    """An environment variable's text as the field's type (``""`` unsets an optional float)."""
     if name in _INTEGERS:
         return int(raw)
     if name in _FLOATS:
         return float(raw) if raw.strip() else None
-    if kind is bool:
-        return raw.strip().lower() in ("1", "true", "yes", "on")
     return kind(raw)
 
 

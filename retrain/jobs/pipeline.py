@@ -75,7 +75,6 @@ def _train_config(
         device="cpu",
         target_mode="majority" if settings.replay_targets == "majority" else "distribution",
         ema_decay=settings.ema_decay,
-        freeze_batchnorm=settings.freeze_batchnorm,
     )
 
 

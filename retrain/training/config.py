@@ -51,7 +51,6 @@ class TrainConfig:
     init_from: str | None = None
     device: str = "auto"
     ema_decay: float | None = None  # keep an exponential moving average of the weights; validate and save it
-    freeze_batchnorm: bool = False  # keep BatchNorm statistics as ``init_from`` left them (fine-tuning)
 
     def model_config(self, **training: Any) -> ModelConfig:
         """The weights folder's description: architecture and preprocessing, with these settings (less ``out``)

@@ -208,7 +208,7 @@ def _train_epoch(
     steps = math.ceil(len(train) / config.batch_size)
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     order = torch.randperm(len(train), generator=generator)
-    _set_train_mode(session.model, config.freeze_batchnorm)
+    session.model.train()
     sums: dict[str, float] = {}
     epoch_start = time.time()
     desc = f"epoch {epoch + 1}/{config.epochs}"
@@ -369,15 +369,6 @@ def _smoothed(batch_targets: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     classes = len(config.labels)
     hard = batch_targets if batch_targets.dim() == 2 else nn.functional.one_hot(batch_targets, classes).float()
     return hard * (1 - config.label_smoothing) + config.label_smoothing / classes
-
-
-def _set_train_mode(model: nn.Module, freeze_batchnorm: bool) -> None:
-    """Training mode; with ``freeze_batchnorm`` the BatchNorm layers keep normalising with their stored statistics."""
-    model.train()
-    if freeze_batchnorm:
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.eval()
 
 
 def _silent(message: str) -> None:
