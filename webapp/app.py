@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -84,37 +85,77 @@ def _header(services: Services, handlers: Handlers) -> tuple[gr.Markdown, list[g
     return whoami, []
 
 
+@dataclass
+class _PhotoView:
+    """The Photo tab's components, as the events wire them."""
+
+    photo: gr.Image
+    with_teacher: gr.Checkbox
+    run: gr.Button
+    annotated: gr.Image
+    status: gr.Markdown
+    face_picker: gr.Radio
+    probabilities: gr.Label
+    student_cam: gr.Image
+    teacher_cam: gr.Image
+    details: gr.JSON
+
+
+def _photo_layout(services: Services, labels: list[str]) -> _PhotoView:
+    with gr.Row():
+        with gr.Column(scale=1):
+            photo = photo_input(
+                label="Photo (upload or webcam)", sources=["upload", "webcam"], elem_id="photo-input", height=360
+            )
+            with_teacher = gr.Checkbox(
+                label="Also explain with the teacher (paper Fig. 6)",
+                value=services.teacher is not None,
+                interactive=services.teacher is not None,
+            )
+            run = gr.Button("Predict", variant="primary", elem_id="predict-btn")
+            gr.Examples([str(path) for path in services.examples], inputs=photo, label="Examples")
+        with gr.Column(scale=1):
+            annotated = gr.Image(label="Faces", elem_id="annotated", height=360, interactive=False)
+            status = gr.Markdown(elem_id="predict-status")
+            face_picker = gr.Radio(
+                label="Face (or click it on the photo)", choices=[], visible=False, elem_id="face-picker"
+            )
+            probabilities = gr.Label(label="Face 1 probabilities", num_top_classes=len(labels), elem_id="probs")
+    with gr.Row():
+        student_cam = gr.Image(label="Grad-CAM: student", elem_id="student-cam", interactive=False)
+        teacher_cam = gr.Image(label="Grad-CAM: teacher", elem_id="teacher-cam", interactive=False)
+    with gr.Accordion("All faces (JSON)", open=False):
+        details = gr.JSON(label="Faces, model version, latency")
+    return _PhotoView(
+        photo, with_teacher, run, annotated, status, face_picker, probabilities, student_cam, teacher_cam, details
+    )
+
+
+def _photo_events(handlers: Handlers, view: _PhotoView) -> None:
+    """Predict (button or upload), then the face list; another face from the list or by a click on its box."""
+    predicting: dict[str, Any] = {"concurrency_limit": PREDICT_CONCURRENCY, "concurrency_id": "predict"}
+    inputs = [view.photo, view.with_teacher]
+    outputs = [view.annotated, view.probabilities, view.student_cam, view.teacher_cam, view.details, view.status]
+    predicted = [
+        view.run.click(handlers.predict, inputs, outputs, api_name="predict", **predicting),
+        view.photo.upload(handlers.predict, inputs, outputs, api_visibility="private", **predicting),
+    ]
+    for event in predicted:
+        event.then(handlers.face_choices, view.details, view.face_picker, api_visibility="private")
+    explained = (
+        [view.photo, view.with_teacher, view.face_picker],
+        [view.probabilities, view.student_cam, view.teacher_cam],
+    )
+    view.face_picker.input(handlers.explain_face, *explained, api_visibility="private", **predicting)
+    clicked = view.annotated.select(handlers.face_at, view.details, view.face_picker, api_visibility="private")
+    clicked.then(handlers.explain_face, *explained, api_visibility="private", **predicting)
+
+
 def _predict_tab(services: Services, handlers: Handlers, annotator: gr.Textbox) -> None:
     labels = handlers.labels
     with gr.Tab("Predict", id="predict"):
         with gr.Tab("Photo"):
-            with gr.Row():
-                with gr.Column(scale=1):
-                    photo = photo_input(
-                        label="Photo (upload or webcam)",
-                        sources=["upload", "webcam"],
-                        elem_id="photo-input",
-                        height=360,
-                    )
-                    with_teacher = gr.Checkbox(
-                        label="Also explain with the teacher (paper Fig. 6)",
-                        value=services.teacher is not None,
-                        interactive=services.teacher is not None,
-                    )
-                    run = gr.Button("Predict", variant="primary", elem_id="predict-btn")
-                    gr.Examples([str(path) for path in services.examples], inputs=photo, label="Examples")
-                with gr.Column(scale=1):
-                    annotated = gr.Image(label="Faces", elem_id="annotated", height=360, interactive=False)
-                    status = gr.Markdown(elem_id="predict-status")
-                    face_picker = gr.Radio(
-                        label="Face (or click it on the photo)", choices=[], visible=False, elem_id="face-picker"
-                    )
-                    probabilities = gr.Label(label="Face 1 probabilities", num_top_classes=len(labels), elem_id="probs")
-            with gr.Row():
-                student_cam = gr.Image(label="Grad-CAM: student", elem_id="student-cam", interactive=False)
-                teacher_cam = gr.Image(label="Grad-CAM: teacher", elem_id="teacher-cam", interactive=False)
-            with gr.Accordion("All faces (JSON)", open=False):
-                details = gr.JSON(label="Faces, model version, latency")
+            view = _photo_layout(services, labels)
             with gr.Accordion("Add this photo to the dataset", open=False):
                 with gr.Row():
                     dataset_label = gr.Dropdown([""] + labels, value="", label="Label (optional)", scale=2)
@@ -127,37 +168,7 @@ def _predict_tab(services: Services, handlers: Handlers, annotator: gr.Textbox) 
                 live = gr.Image(label="Live result", interactive=False)
             live_probabilities = gr.Label(label="Face 1", num_top_classes=3)
             stream_state = gr.State(None)
-    outputs = [annotated, probabilities, student_cam, teacher_cam, details, status]
-    predicted = [
-        run.click(
-            handlers.predict,
-            [photo, with_teacher],
-            outputs,
-            api_name="predict",
-            concurrency_limit=PREDICT_CONCURRENCY,
-            concurrency_id="predict",
-        ),
-        photo.upload(
-            handlers.predict,
-            [photo, with_teacher],
-            outputs,
-            api_visibility="private",
-            concurrency_limit=PREDICT_CONCURRENCY,
-            concurrency_id="predict",
-        ),
-    ]
-    for event in predicted:
-        event.then(handlers.face_choices, details, face_picker, api_visibility="private")
-    # another face: chosen from the list, or by clicking its box on the annotated photo
-    explained = [photo, with_teacher, face_picker], [probabilities, student_cam, teacher_cam]
-    options: dict[str, Any] = {
-        "api_visibility": "private",
-        "concurrency_limit": PREDICT_CONCURRENCY,
-        "concurrency_id": "predict",
-    }
-    face_picker.input(handlers.explain_face, *explained, **options)
-    clicked = annotated.select(handlers.face_at, details, face_picker, api_visibility="private")
-    clicked.then(handlers.explain_face, *explained, **options)
+    _photo_events(handlers, view)
     camera.stream(
         handlers.predict_frame,
         [camera, stream_state],
@@ -168,7 +179,7 @@ def _predict_tab(services: Services, handlers: Handlers, annotator: gr.Textbox) 
         concurrency_limit=PREDICT_CONCURRENCY,
         concurrency_id="live",
     )
-    add.click(handlers.add_to_dataset, [photo, dataset_label, annotator], added, api_name="add_to_dataset")
+    add.click(handlers.add_to_dataset, [view.photo, dataset_label, annotator], added, api_name="add_to_dataset")
 
 
 def _annotate_tab(
