@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from core.labels import normalise_label
+from core.weights import WEIGHTS_NAME
 
 from .records import QueueItem
 
@@ -36,7 +37,7 @@ def model_version(classifier: Any) -> str:
     """A key that changes whenever the model's weights change."""
     source = getattr(classifier, "source", None)
     if source:
-        weights = Path(source) / "model.safetensors"
+        weights = Path(source) / WEIGHTS_NAME
         if weights.is_file():
             return "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()
     version = getattr(classifier, "version", None)

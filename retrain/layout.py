@@ -77,7 +77,7 @@ class DataLayout:
     def served_weights(self, name: str) -> Path | None:
         """``served/<name>`` when a version has been promoted (it holds a config.json), else None."""
         folder = self.served / name
-        return folder if (folder / "config.json").is_file() else None
+        return folder if (folder / "config.json").is_file() else None  # core.weights.CONFIG_NAME, without torch
 
     def weights_folder(self, name: str) -> Path:
         """The served version of ``student`` / ``teacher`` when one is promoted, else the shipped weights."""

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 PACKAGES = ("core", "labeling", "retrain", "webapp", "tsnet")
-WEIGHT_FILES = ("config.json", "model.safetensors")
+WEIGHT_FILES = ("config.json", "model.safetensors")  # core.weights' names, spelled out: no torch import here
 TEMPLATES = Path(__file__).resolve().parent
 REPO_ROOT = TEMPLATES.parent
 DISTRIBUTION = "tsnet-studio"
@@ -212,9 +212,9 @@ def _weights_folder(name: str, weights_from: Path | None) -> Path | None:
 
 
 def _weights_label(folder: Path) -> str:
-    config = json.loads((folder / "config.json").read_text())
+    config = json.loads((folder / WEIGHT_FILES[0]).read_text())
     version = (config.get("training") or {}).get("version")
-    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256((folder / WEIGHT_FILES[1]).read_bytes()).hexdigest()[:12]
     return f"{config.get('architecture', '?')} {version or 'unversioned'} sha256:{digest}"
 
 

@@ -60,7 +60,7 @@ BUNDLE_CONFIG_NAME = "space_config.json"
 PERSISTENT_ROOT = Path("/data")
 SNAPSHOT_SUFFIX = ".snapshot"
 DEFAULT_MIRROR_MINUTES = 5.0
-WEIGHT_FILES = ("config.json", "model.safetensors")
+WEIGHT_FILES = ("config.json", "model.safetensors")  # core.weights' names; the runtime starts before torch
 # Live SQLite files (uploaded as snapshots instead), hidden temporaries of atomic writes, locks, the registry's
 # ``served`` symlink (rebuilt from registry/state.json on restore), staging folders of running jobs and resumable
 # training checkpoints (large, and useless once a version is registered).

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.classifier import shipped_weights_folder
+from core.weights import CONFIG_NAME
 
 from .._files import FileLock, read_json, replace_symlink, write_json_atomically
 from ..layout import MODEL_NAMES, DataLayout
@@ -112,10 +113,10 @@ class ModelRegistry:
         if configured:
             return Path(configured)
         adopted = self.base_dir / name
-        if (adopted / "config.json").is_file():
+        if (adopted / CONFIG_NAME).is_file():
             return adopted
         served = self.served_link / name
-        if not self.served_link.is_symlink() and (served / "config.json").is_file():
+        if not self.served_link.is_symlink() and (served / CONFIG_NAME).is_file():
             return served  # a hand-placed served folder predating the registry counts as the base
         return shipped_weights_folder(name)
 
@@ -167,7 +168,7 @@ class ModelRegistry:
         names the version (config.json, the model card) is in place the moment the version appears.
         """
         for name in MODEL_NAMES:
-            if not (staging / name / "config.json").is_file():
+            if not (staging / name / CONFIG_NAME).is_file():
                 raise ValueError(f"{staging} lacks a {name} weights folder")
         with self._lock:
             existing = [_version_number(v) for v in self._all_version_dirs()]
