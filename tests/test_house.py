@@ -42,3 +42,13 @@ def test_only_the_layout_reads_the_data_folder_variable() -> None:
         if isinstance(node, ast.Constant) and node.value == "TSNET_HOME"  # the name as code, not in prose
     }
     assert named == {"retrain/layout.py"}
+
+
+def test_core_does_not_know_the_served_folder() -> None:
+    named = {
+        str(path.relative_to(REPO))
+        for path in _sources("core")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and node.value in ("served", "TSNET_HOME", "tsnet-data")
+    }
+    assert not named  # retrain.layout resolves "the served version, else shipped"; core only has its shipped weights
