@@ -43,3 +43,17 @@ def test_detection_does_not_import_onnx():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["1", "False"]
+
+
+def test_matrix_nms_keeps_what_greedy_nms_keeps():
+    """The one-matrix NMS and the one-box-at-a-time pass agree, degenerate boxes (NaN overlaps) included."""
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        count = int(rng.integers(1, 300))
+        boxes = rng.uniform(0, 200, (count, 4)).astype(np.float32)
+        boxes[:, 2:] += boxes[:, :2] * rng.uniform(-0.2, 1.0, (count, 2)).astype(np.float32)
+        scores = rng.uniform(0, 1, count).astype(np.float32)
+        scores[: count // 4] = scores[0]  # ties keep their input order
+        for by_min in (False, True):
+            expected = mtcnn._nms_greedy(boxes, scores, 0.5, by_min)
+            assert np.array_equal(mtcnn._nms(boxes, scores, 0.5, by_min), expected), (trial, by_min)
