@@ -13,6 +13,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from core.data import read_labelled_folder
 from core.weights import read_config
 from labeling import AnnotationStore
 
+from ..layout import DataLayout
 from ..registry import BASE_VERSION, ModelRegistry
 from ..settings import RetrainSettings
 from .datasets import replay_files
@@ -27,7 +29,7 @@ from .execute import execute_job
 from .promotion import format_comparison
 from .state import JobStore
 
-__all__ = ["run_bench"]
+__all__ = ["run_bench", "timed_job"]
 
 
 def _import_faces(store: AnnotationStore, settings: RetrainSettings, labels: list[str], count: int) -> int:
@@ -45,8 +47,22 @@ def _import_faces(store: AnnotationStore, settings: RetrainSettings, labels: lis
     return len(chosen)
 
 
+def timed_job(settings: RetrainSettings, home: Path) -> tuple[dict[str, Any], float, dict[str, float]]:
+    """One job on a scratch store under ``home``: its outcome, its seconds and the seconds of each stage."""
+    handle = JobStore(home).create({"bench": True})
+    marks: list[tuple[str, float]] = []
+    handle.listeners.append(
+        lambda event: marks.append((event["stage"], time.perf_counter())) if "message" in event else None
+    )
+    started = time.perf_counter()
+    outcome = execute_job(settings, DataLayout(home).database, handle, log=lambda message: None)
+    seconds = time.perf_counter() - started
+    ends = [*marks[1:], ("end", started + seconds)]
+    return outcome, seconds, {stage: round(end - begin, 1) for (stage, begin), (_, end) in zip(marks, ends)}
+
+
 def run_bench(settings: RetrainSettings, images: int = 500, report: Path | None = None) -> int:
-    registry = ModelRegistry(settings.home, {"student": settings.base_student, "teacher": settings.base_teacher})
+    registry = ModelRegistry.from_settings(settings)
     current = registry.current()
     base = {name: str(registry.weights_folder(current, name)) for name in ("student", "teacher")}
     labels = list(read_config(base["student"]).labels)
@@ -55,22 +71,11 @@ def run_bench(settings: RetrainSettings, images: int = 500, report: Path | None 
         bench_settings = replace(settings, home=home, base_student=base["student"], base_teacher=base["teacher"])
         bench_settings.push_repo = None
         started = time.perf_counter()
-        with AnnotationStore(home / "annotations.db", labels=labels) as store:
+        with AnnotationStore(DataLayout(home).database, labels=labels) as store:
             imported = _import_faces(store, bench_settings, labels, images)
         import_seconds = time.perf_counter() - started
 
-        handle = JobStore(home).create({"bench": True})
-        marks: list[tuple[str, float]] = []
-        handle.listeners.append(
-            lambda event: marks.append((event["stage"], time.perf_counter())) if "message" in event else None
-        )
-        started = time.perf_counter()
-        outcome = execute_job(bench_settings, home / "annotations.db", handle, log=lambda message: None)
-        seconds = time.perf_counter() - started
-    stages = {
-        stage: round(end - begin, 1)
-        for (stage, begin), (_, end) in zip(marks, marks[1:] + [("end", started + seconds)])
-    }
+        outcome, seconds, stages = timed_job(bench_settings, home)
     result = {
         "images": imported,
         "import_seconds": round(import_seconds, 1),

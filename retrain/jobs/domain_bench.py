@@ -16,7 +16,6 @@ import csv
 import json
 import os
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -33,10 +32,9 @@ from labeling.faces import store_face_finder
 from ..layout import DataLayout
 from ..registry import ModelRegistry
 from ..settings import DEFAULT_SHARED_FERPLUS, RetrainSettings
+from .bench import timed_job
 from .datasets import benchmark_set
-from .execute import execute_job
 from .promotion import BASE_BENCHMARK, format_comparison
-from .state import JobStore
 
 __all__ = ["DEFAULT_DOMAIN_DATA", "DomainPhoto", "read_domain_photos", "split_people", "run_domain_bench"]
 
@@ -121,25 +119,11 @@ def _benchmark(outcome: dict[str, Any], models: tuple[Classifier, Classifier | N
     return {"before": before, "after": after, "measured_by": "the bench (the job ran without a benchmark)"}
 
 
-def _timed_job(settings: RetrainSettings, home: Path) -> tuple[dict[str, Any], float, dict[str, float]]:
-    """One job on the scratch store, its seconds and the seconds of each stage."""
-    handle = JobStore(home).create({"bench": True})
-    marks: list[tuple[str, float]] = []
-    handle.listeners.append(
-        lambda event: marks.append((event["stage"], time.perf_counter())) if "message" in event else None
-    )
-    started = time.perf_counter()
-    outcome = execute_job(settings, DataLayout(home).database, handle, log=lambda message: None)
-    seconds = time.perf_counter() - started
-    ends = [*marks[1:], ("end", started + seconds)]
-    return outcome, seconds, {stage: round(end - begin, 1) for (stage, begin), (_, end) in zip(marks, ends)}
-
-
 def run_domain_bench(
     settings: RetrainSettings, data: Path = DEFAULT_DOMAIN_DATA, store_people: int = 11, seed: int = 0
 ) -> dict[str, Any]:
     """Run the scenario and return its figures (see the module docstring)."""
-    registry = ModelRegistry(settings.home, {"student": settings.base_student, "teacher": settings.base_teacher})
+    registry = ModelRegistry.from_settings(settings)
     base = {name: registry.weights_folder(registry.current(), name) for name in ("student", "teacher")}
     labels = list(read_config(base["student"]).labels)
     photos = read_domain_photos(Path(data), labels)
@@ -156,7 +140,7 @@ def run_domain_bench(
         finder = store_face_finder()  # what tsnet label import and the app use: faces found, aligned
         with AnnotationStore(DataLayout(home).database, labels=labels, detect_faces=finder) as store:
             imported = _import_people(store, [p for p in photos if p.subject in store_subjects], Path(temporary))
-        outcome, seconds, stages = _timed_job(job_settings, home)
+        outcome, seconds, stages = timed_job(job_settings, home)
         after_model = None
         if outcome.get("version"):
             folder = ModelRegistry(home).weights_folder(outcome["version"], "student")

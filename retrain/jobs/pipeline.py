@@ -126,7 +126,7 @@ NO_BENCHMARK_WARNING = (
 
 
 def _sources(settings: RetrainSettings) -> _Sources:
-    registry = ModelRegistry(settings.home, {"student": settings.base_student, "teacher": settings.base_teacher})
+    registry = ModelRegistry.from_settings(settings)
     parent = registry.current()
     folders = {name: registry.weights_folder(parent, name) for name in ("student", "teacher")}
     for name, folder in folders.items():
