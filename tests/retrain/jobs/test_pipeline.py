@@ -35,7 +35,7 @@ def _listing(capsys: pytest.CaptureFixture[str]) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_promoted_version_is_registered_andserved_classifier(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_promoted_version_is_registered_and_served(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _retrain(home) == 0
     table = capsys.readouterr().out
     assert "store_test" in table and "base_benchmark" in table and "version v1: promoted" in table
@@ -135,3 +135,26 @@ def test_hub_down_leaves_pending_push_that_a_later_run_pushes(
     assert titles[0].startswith("T-SNet Studio v1")
     assert ModelRegistry(home).record("v1")["pushed"].startswith("http")
     assert ModelRegistry(home).record("v2")["pushed"] is None
+
+
+def test_without_ferplus_the_job_says_what_it_did_without_everywhere(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TSNET_REPLAY_DATA", "")
+    monkeypatch.setenv("TSNET_BENCHMARK_DATA", "")
+    assert _retrain(home) == 0
+    out = capsys.readouterr().out
+    assert "no regression" not in out
+
+    job = RetrainService().status()
+    assert set(job.comparison) == {"store_test"}
+    assert any("no replay data" in warning for warning in job.warnings)
+    assert any("benchmark not run" in warning for warning in job.warnings)
+    assert "the benchmark was not run" in job.decision[0] or job.decision[0].startswith("rejected")
+    assert all(warning in job.decision for warning in job.warnings)  # the decision carries them too
+
+    registry = ModelRegistry(home)
+    assert registry.record("v1")["warnings"] == job.warnings
+    card = (registry.version_dir("v1") / "student" / "README.md").read_text()
+    assert "benchmark not run" in card and "no replay data" in card
+    assert registry.record("v1")["snapshot"]["replay"]["files"] == []
