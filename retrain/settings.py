@@ -57,6 +57,7 @@ _ENV = {
     "replay_targets": "TSNET_REPLAY_TARGETS",
     "ema_decay": "TSNET_RETRAIN_EMA",
     "guard_alpha": "TSNET_GUARD_ALPHA",
+    "probe_size": "TSNET_PROBE_SIZE",
     "threads": "TSNET_RETRAIN_THREADS",
     "push_retries": "TSNET_PUSH_RETRIES",
     "push_backoff": "TSNET_PUSH_BACKOFF",
@@ -88,6 +89,8 @@ class RetrainSettings:
     store_repeat: int = 3
     replay_targets: str = "model"  # "model": the current student's answers, "votes": FER+ vote shares, "majority"
     ema_decay: float | None = 0.99  # ship a moving average of the weights (None: the last weights)
+    probe_size: int = 1000  # FER+ training faces outside the replay sample: the candidate is shrunk toward the
+    # current student until it holds on them within the benchmark tolerance (0: ship the candidate as trained)
     guard_alpha: float = 0.5  # without replay data: weight of distillation from the current student (LwF)
     batch_size: int = 64
     temperature: float | None = None  # None: the current student's recipe, else core's default
@@ -137,7 +140,16 @@ class RetrainSettings:
         return cls(**{key: value for key, value in data.items() if key in known})  # settings of an older release
 
 
-_INTEGERS = {"threads", "epochs", "replay_size", "push_retries", "min_store_test", "min_store_groups", "store_repeat"}
+_INTEGERS = {
+    "threads",
+    "epochs",
+    "replay_size",
+    "push_retries",
+    "min_store_test",
+    "min_store_groups",
+    "store_repeat",
+    "probe_size",
+}
 _FLOATS = {"ema_decay"}
 
 

@@ -108,6 +108,22 @@ def with_model_targets(data: Dataset, model: Classifier) -> Dataset:
     return Dataset(data.images, data.label_indices, torch.from_numpy(probabilities))
 
 
+def probe_sample(folder: Path, labels: Sequence[str], size: int, seed: int, replay_size: int) -> Dataset:
+    """``size`` base training faces outside the replay sample (majority labels): what the job checks forgetting on
+    before the promotion rule judges on the benchmark."""
+    samples = read_labelled_folder(folder, list(labels), "majority")
+    replayed = set(replay_files(folder, labels, replay_size, seed))
+    others = [i for i, path in enumerate(samples.paths) if path not in replayed]
+    chosen = np.sort(np.random.default_rng(seed + 2).permutation(others)[: max(size, 0)]) if others else []
+    if len(chosen) == 0:
+        return _empty(len(labels))
+    return Dataset(
+        load_gray_images([samples.paths[i] for i in chosen]),
+        torch.from_numpy(samples.label_indices[chosen]),
+        torch.from_numpy(samples.soft_targets[chosen].astype(np.float32)),
+    )
+
+
 def benchmark_set(folder: Path, labels: Sequence[str]) -> Dataset:
     """The base benchmark under the majority rule (FER+ FER2013Valid by default)."""
     samples = read_labelled_folder(folder, list(labels), "majority")

@@ -28,7 +28,8 @@ from ..registry.model_card import write_model_card
 from ..settings import RetrainSettings
 from ..training import Dataset, TrainConfig, TrainingCancelled, distributed_context, run_training
 from . import promotion
-from .datasets import benchmark_set, concat, replay_sample, store_split, with_model_targets
+from .datasets import benchmark_set, concat, probe_sample, replay_sample, store_split, with_model_targets
+from .shrink import shrink_toward
 from .state import JobCancelled, JobHandle
 
 __all__ = ["run_retrain", "distributed_context"]
@@ -238,6 +239,24 @@ def _train_models(
     return teacher or sources.folders["teacher"], student, curves
 
 
+def _keep_what_it_knew(
+    sources: _Sources, student: Path, settings: RetrainSettings, handle: JobHandle, log: Log
+) -> tuple[Path, dict[str, Any] | None]:
+    """Shrink the candidate toward the current student until it holds on probe FER+ faces (see :mod:`.shrink`)."""
+    folder = settings.resolved_replay()
+    if folder is None or settings.probe_size <= 0:
+        return student, None
+    _stage(handle, log, "shrink", "checking what the candidate still knows of FER+")
+    probe = probe_sample(folder, sources.labels, settings.probe_size, settings.seed, settings.replay_size)
+    if not len(probe):
+        return student, None
+    tolerance = settings.rules.max_benchmark_drop
+    result = shrink_toward(sources.folders["student"], student, probe, tolerance, handle.work_dir / "shrunk")
+    accuracies = ", ".join(f"{name} {100 * value:.2f}%" for name, value in result.probe_accuracy.items())
+    log(f"probe FER+ faces ({len(probe)}): {accuracies}; kept {result.fraction:g} of the way to the candidate")
+    return result.folder, {"fraction": result.fraction, "probe_faces": len(probe), **result.probe_accuracy}
+
+
 def _judge(
     sources: _Sources, data: _JobData, student: Path, settings: RetrainSettings, handle: JobHandle, log: Log
 ) -> tuple[bool, list[str], dict[str, Any]]:
@@ -367,8 +386,10 @@ def run_retrain(
     teacher, student, curves = _train_models(sources, data, settings, handle, epochs, log, (rank, world))
     if rank != 0:
         return {}
+    student, shrink = _keep_what_it_knew(sources, student, settings, handle, log)
     promote, reasons, metrics = _judge(sources, data, student, settings, handle, log)
     metrics["training_curves"] = curves
+    metrics["shrink"] = shrink
     version = _register(sources, data, (teacher, student), (promote, reasons), metrics, settings, handle, epochs, log)
     result: dict[str, Any] = {
         "version": version,

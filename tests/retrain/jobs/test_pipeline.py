@@ -158,3 +158,12 @@ def test_without_ferplus_the_job_says_what_it_did_without_everywhere(
     card = (registry.version_dir("v1") / "student" / "README.md").read_text()
     assert "benchmark not run" in card and "no replay data" in card
     assert registry.record("v1")["snapshot"]["replay"]["files"] == []
+
+
+def test_the_candidate_is_checked_on_probe_faces_outside_the_replay_sample(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TSNET_REPLAY_SIZE", "6")  # of the 12 replay-folder faces: 6 rehearsed, 6 left to probe
+    assert _retrain(home) == 0
+    shrink = ModelRegistry(home).metrics("v1")["shrink"]
+    assert shrink["probe_faces"] == 6 and 0 < shrink["fraction"] <= 1 and "current" in shrink
