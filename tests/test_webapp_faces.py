@@ -121,3 +121,9 @@ def test_choose_any_face_from_the_list_or_by_clicking_it(page, app: LiveApp, tmp
     assert page.locator("#face-picker input:checked").get_attribute("value") in ("3", 3)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "webapp-predict-face-3.png"), full_page=True)
+
+    # a new photo starts again at face 1, title included
+    page.locator("#photo-input button[aria-label='Remove Image']").first.click()
+    page.locator("#photo-input input[type=file]").set_input_files(str(photo))
+    _probabilities_title(page, 1)
+    page.wait_for_function("() => document.querySelector('#face-picker input:checked')?.value === '1'")

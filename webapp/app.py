@@ -141,7 +141,9 @@ def _photo_events(handlers: Handlers, view: _PhotoView) -> None:
         view.photo.upload(handlers.predict, inputs, outputs, api_visibility="private", **predicting),
     ]
     for event in predicted:
-        event.then(handlers.face_choices, view.details, view.face_picker, api_visibility="private")
+        event.then(
+            handlers.face_choices, view.details, [view.face_picker, view.probabilities], api_visibility="private"
+        )
     explained = (
         [view.photo, view.with_teacher, view.face_picker],
         [view.probabilities, view.student_cam, view.teacher_cam],

@@ -171,16 +171,18 @@ class Handlers:
         self.recent.remember(photo, models.version, faces)
         return annotated, faces[0].probs, student_cam, teacher_cam, details, status
 
-    def face_choices(self, details: Any) -> Any:
-        """The face picker after a prediction: "Face N: label p" for every face found, face 1 chosen."""
+    def face_choices(self, details: Any) -> tuple[Any, Any]:
+        """The face picker after a prediction: "Face N: label p" for every face found, face 1 chosen (and the
+        probabilities titled for face 1 again: they are face 1's whichever face was chosen before)."""
         faces = details.get("faces") if isinstance(details, dict) else None
+        title = gr.update(label="Face 1 probabilities")
         if not faces:
-            return gr.update(choices=[], value=None, visible=False)
+            return gr.update(choices=[], value=None, visible=False), title
         choices = [
             (f"Face {number}: {face['label']} {face['probs'].get(face['label'], 0):.0%}", number)
             for number, face in enumerate(faces, start=1)
         ]
-        return gr.update(choices=choices, value=1, visible=True)
+        return gr.update(choices=choices, value=1, visible=True), title
 
     def face_at(self, details: Any, event: gr.SelectData) -> Any:
         """The face whose box holds the clicked pixel (the smallest, where boxes overlap); no change elsewhere."""
