@@ -168,6 +168,7 @@ def run_domain_bench(
         "version": outcome.get("version"),
         "decision": outcome.get("decision"),
         "warnings": outcome.get("warnings") or [],
+        "shrink": outcome.get("shrink"),
         "comparison": outcome.get("comparison"),
         "recipe": {key: value for key, value in asdict(settings).items() if key not in ("home", "rules")},
     }
@@ -191,6 +192,8 @@ def format_domain_bench(result: dict[str, Any]) -> str:
         f"benchmark FER2013Valid: {_points(result['benchmark_before'], result['benchmark_after'])}"
         f" (measured by {result['benchmark_measured_by']})",
     ]
+    if result.get("shrink"):
+        lines.append(f"candidate kept {result['shrink']['fraction']:g} of the way from the current model (probe faces)")
     if result["state"] == "succeeded":
         lines.append(format_comparison(result))
     elif result.get("error"):

@@ -397,6 +397,7 @@ def run_retrain(
         "comparison": metrics["comparison"],
         "decision": reasons,
         "warnings": data.warnings,
+        "shrink": shrink,
     }
     handle.update(**result)
     result["push"] = _publish(

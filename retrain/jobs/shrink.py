@@ -23,7 +23,7 @@ from ..training import Dataset
 
 __all__ = ["ShrinkResult", "SHRINK_STEPS", "shrink_toward"]
 
-SHRINK_STEPS = (1.0, 0.8, 0.6, 0.4, 0.2)  # fractions of the way from the current model to the candidate
+SHRINK_STEPS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)  # fractions of the way from current to candidate
 
 
 @dataclass
