@@ -24,8 +24,9 @@ from webapp.access import CLIENT_COOKIE, SESSION_SECONDS, SignInThrottle
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 OPEN_API = {"predict", "predict_frame"}
-# private events that read nothing stored: predict on upload, the sign-in banner, clearing the password box
-OPEN_PRIVATE = {"predict", "whoami", "lambda"}
+# private events that read nothing stored: predict on upload, choosing another face of the uploaded photo (the list
+# after a prediction, a click on a face, its explanation), the sign-in banner, clearing the password box
+OPEN_PRIVATE = {"predict", "face_choices", "face_at", "explain_face", "whoami", "lambda"}
 SIGN_IN_WORDS = ("Sign in", "sign in", "Wrong name or password", "Not signed in")
 PYTHON_WORDS = ("Traceback", "NoneType", "object has no attribute", "unsupported operand", "Error:", "/tmp/")
 

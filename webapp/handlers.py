@@ -184,10 +184,16 @@ class Handlers:
         ]
         return gr.update(choices=choices, value=1, visible=True), title
 
-    def face_at(self, details: Any, event: gr.SelectData) -> Any:
-        """The face whose box holds the clicked pixel (the smallest, where boxes overlap); no change elsewhere."""
+    def face_at(self, details: Any, event: gr.EventData) -> Any:
+        """The face whose box holds the clicked pixel (the smallest, where boxes overlap); no change elsewhere.
+
+        Takes the plain ``EventData`` (not ``SelectData``, which Gradio builds by subscripting the event's data):
+        a call made without a click, e.g. straight over HTTP, then changes nothing instead of failing.
+        """
+        data = getattr(event, "_data", None)
+        point = data.get("index") if isinstance(data, dict) else None
         faces = details.get("faces") if isinstance(details, dict) else None
-        number = render.face_at_point(faces or [], event.index)
+        number = render.face_at_point(faces if isinstance(faces, list) else [], point)
         return gr.update() if number is None else gr.update(value=number)
 
     def explain_face(self, photo: Any, with_teacher: bool, choice: Any) -> tuple[Any, ...]:
