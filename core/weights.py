@@ -4,8 +4,6 @@ plus ``model.safetensors``. Preprocessing is derived from the config, so nothing
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from typing import Any
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
+from .atomic import replacing, write_bytes_atomically
 from .models import create_model
 
 __all__ = ["ModelConfig", "save_weights", "load_weights", "read_config", "CONFIG_NAME", "WEIGHTS_NAME"]
@@ -52,18 +51,6 @@ def read_config(folder: str | Path) -> ModelConfig:
     return ModelConfig.from_dict(json.loads((Path(folder) / CONFIG_NAME).read_text()))
 
 
-def _write_atomically(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def save_weights(model: nn.Module, config: ModelConfig, folder: str | Path, half: bool = False) -> Path:
     """Write config.json and model.safetensors (float16 when ``half``; loading restores float32)."""
     folder = Path(folder)
@@ -74,9 +61,9 @@ def save_weights(model: nn.Module, config: ModelConfig, folder: str | Path, half
         if half and tensor.is_floating_point():
             tensor = tensor.half()
         state[key] = tensor
-    _write_atomically(folder / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-    text = json.dumps(asdict(config), indent=2, sort_keys=True) + "\n"
-    _write_atomically(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
+    with replacing(folder / WEIGHTS_NAME) as temporary:
+        save_file(state, str(temporary), metadata={"format": "pt"})
+    write_bytes_atomically(folder / CONFIG_NAME, (json.dumps(asdict(config), indent=2, sort_keys=True) + "\n").encode())
     return folder
 
 
