@@ -21,6 +21,7 @@ __all__ = [
     "decode_photo",
     "open_image",
     "read_image_bytes",
+    "to_eight_bit",
     "to_rgb",
 ]
 
@@ -121,12 +122,9 @@ def decode_photo(source: str | Path | bytes | bytearray | BinaryIO) -> DecodedPh
     return DecodedPhoto(upright, image_format)
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Upright 8-bit RGB for detection: EXIF applied, 16-bit scaled, transparency composited on white."""
-    try:
-        image = ImageOps.exif_transpose(image) or image
-    except Exception:
-        pass  # keep the pixels as stored when the EXIF block cannot be read
+def to_eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit and float pixels scaled to 8 bits by the image's own peak, transparency composited on white; any
+    other image as it is. The one place a photo or a crop is flattened before colour conversion."""
     if image.mode in _SIXTEEN_BIT_MODES:
         array = np.asarray(image, dtype=np.float64)
         peak = array.max() or 1.0
@@ -135,4 +133,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Upright 8-bit RGB for detection: EXIF applied, 16-bit scaled, transparency composited on white."""
+    try:
+        image = ImageOps.exif_transpose(image) or image
+    except Exception:
+        pass  # keep the pixels as stored when the EXIF block cannot be read
+    image = to_eight_bit(image)
     return image if image.mode == "RGB" else image.convert("RGB")

@@ -83,3 +83,20 @@ def test_every_mode_converts_to_8bit_rgb(mode):
     rgb = to_rgb(image)
     assert rgb.mode == "RGB" and rgb.size == source.size
     assert np.asarray(rgb).std() > 10  # still a picture, not a flat frame
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F", "RGBA", "LA"])
+def test_photos_and_crops_are_flattened_alike(mode):
+    """16-bit, float and transparent images: the detector's RGB and the classifier's gray crop see the same pixels."""
+    from core.data.tensors import to_gray_array
+    from core.images import to_rgb
+
+    ramp = np.linspace(0, 1, 48 * 48).reshape(48, 48)
+    if mode in ("I;16", "I", "F"):
+        image = Image.fromarray((ramp * 4000).astype(np.float32 if mode == "F" else np.int32)).convert(mode)
+    else:
+        gray = Image.fromarray((ramp * 255).astype(np.uint8))
+        image = Image.merge("RGBA", [gray, gray, gray, gray]).convert(mode)
+    expected = np.asarray(to_rgb(image).convert("L"))
+    assert np.array_equal(to_gray_array(image), expected)
+    assert expected.max() >= 250  # scaled to the image's own peak, or composited on white

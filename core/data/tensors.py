@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..images import to_eight_bit
+
 __all__ = ["load_gray_images", "to_gray_array", "preprocess_batch", "augment_batch"]
 
 STORE_SIZE = 48  # FER+ native resolution; photos' aligned crops are stored at the same size
@@ -23,15 +25,7 @@ STORE_SIZE = 48  # FER+ native resolution; photos' aligned crops are stored at t
 
 def to_gray_array(image: Image.Image, size: int = STORE_SIZE) -> np.ndarray:
     """Any PIL image (any mode, any size) -> uint8 grayscale array of ``size`` x ``size``."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        peak = array.max() or 1.0
-        image = Image.fromarray((array / peak * 255.0).astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    gray = image.convert("L")
+    gray = to_eight_bit(image).convert("L")
     if gray.size != (size, size):
         gray = gray.resize((size, size), Image.BILINEAR)
     return np.asarray(gray, dtype=np.uint8)
