@@ -184,6 +184,46 @@ def _predict_tab(services: Services, handlers: Handlers, annotator: gr.Textbox) 
     add.click(handlers.add_to_dataset, [view.photo, dataset_label, annotator], added, api_name="add_to_dataset")
 
 
+@dataclass
+class _QueueView:
+    """The Annotate tab's queue: the image and its face, the label buttons and what the keys press."""
+
+    original: gr.Image
+    crop: gr.Image
+    info: gr.Markdown
+    label_buttons: list[gr.Button]
+    accept: gr.Button
+    skip: gr.Button
+    undo: gr.Button
+    message: gr.Markdown
+    image_id: gr.Textbox
+    suggestion: gr.Textbox
+    queue_api: gr.Button  # carries the next_image API endpoint
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.original, self.crop, self.image_id, self.suggestion, self.info, *self.label_buttons]
+
+
+def _queue_layout(labels: list[str]) -> _QueueView:
+    with gr.Row():
+        original = gr.Image(label="Next image", elem_id="queue-image", height=320, interactive=False)
+        crop = gr.Image(label="Face the label is for", height=320, interactive=False)
+    info = gr.Markdown(elem_id="queue-info")
+    with gr.Row():
+        label_buttons = [
+            gr.Button(f"{number} · {name}", elem_id=f"label-btn-{number}", min_width=90)
+            for number, name in enumerate(labels, start=1)
+        ]
+    with gr.Row():
+        accept = gr.Button("Accept suggestion (Enter)", variant="primary", elem_id="accept-btn")
+        skip = gr.Button("Skip (s)", elem_id="skip-btn")
+        undo = gr.Button("Undo (z)", elem_id="undo-btn")
+    message = gr.Markdown(elem_id="annotate-message")
+    hidden = gr.Textbox(visible=False), gr.Textbox(visible=False), gr.Button(visible=False)
+    return _QueueView(original, crop, info, label_buttons, accept, skip, undo, message, *hidden)
+
+
 def _annotate_tab(
     services: Services,
     handlers: Handlers,
@@ -196,24 +236,7 @@ def _annotate_tab(
         with gr.Column(elem_id="annotate-panel"):
             with gr.Row():
                 with gr.Column(scale=3):
-                    with gr.Row():
-                        original = gr.Image(label="Next image", elem_id="queue-image", height=320, interactive=False)
-                        crop = gr.Image(label="Face the label is for", height=320, interactive=False)
-                    info = gr.Markdown(elem_id="queue-info")
-                    label_buttons = []
-                    with gr.Row():
-                        for number, name in enumerate(labels, start=1):
-                            label_buttons.append(
-                                gr.Button(f"{number} · {name}", elem_id=f"label-btn-{number}", min_width=90)
-                            )
-                    with gr.Row():
-                        accept = gr.Button("Accept suggestion (Enter)", variant="primary", elem_id="accept-btn")
-                        skip = gr.Button("Skip (s)", elem_id="skip-btn")
-                        undo = gr.Button("Undo (z)", elem_id="undo-btn")
-                    message = gr.Markdown(elem_id="annotate-message")
-                    image_id = gr.Textbox(visible=False)
-                    suggestion = gr.Textbox(visible=False)
-                    queue_api = gr.Button(visible=False)  # carries the next_image API endpoint
+                    queue = _queue_layout(labels)
                 with gr.Column(scale=2):
                     annotator.render()
                     summary = gr.Markdown(elem_id="stats-summary")
@@ -230,29 +253,26 @@ def _annotate_tab(
                     folder = gr.File(label="A folder", file_count="directory")
                 labels_from_folders = gr.Checkbox(label="Use folder names as labels (e.g. happy/img1.jpg)")
                 imported = gr.Markdown()
-    queue_outputs = [original, crop, image_id, suggestion, info, *label_buttons]
     stats_outputs = [counts, summary]
 
     def after(event: gr.events.Dependency) -> None:
-        event.then(handlers.next_item_view, annotator, queue_outputs, api_visibility="private").then(
+        event.then(handlers.next_item_view, annotator, queue.outputs, api_visibility="private").then(
             handlers.stats_view, None, stats_outputs, api_visibility="private"
         )
 
-    for button, name in zip(label_buttons, labels):
+    image_id, message = queue.image_id, queue.message
+    for button, name in zip(queue.label_buttons, labels):
         after(button.click(handlers.label_as(name), [image_id, annotator], message, api_visibility="private"))
-    after(accept.click(handlers.label, [image_id, suggestion, annotator], message, api_name="label"))
-    after(skip.click(handlers.skip, image_id, message, api_name="skip"))
-    after(undo.click(handlers.undo, annotator, message, api_name="undo"))
-    after(files.upload(handlers.import_files, [files, labels_from_folders, annotator], imported, api_name="import"))
-    after(
-        folder.upload(
-            handlers.import_files, [folder, labels_from_folders, annotator], imported, api_visibility="private"
-        )
-    )
+    after(queue.accept.click(handlers.label, [image_id, queue.suggestion, annotator], message, api_name="label"))
+    after(queue.skip.click(handlers.skip, image_id, message, api_name="skip"))
+    after(queue.undo.click(handlers.undo, annotator, message, api_name="undo"))
+    importing = [labels_from_folders, annotator]
+    after(files.upload(handlers.import_files, [files, *importing], imported, api_name="import"))
+    after(folder.upload(handlers.import_files, [folder, *importing], imported, api_visibility="private"))
     # the page shows the queue (or a sign-in placeholder); the API endpoint refuses anonymous callers outright
-    demo.load(handlers.next_item_view, annotator, queue_outputs, api_visibility="private")
+    demo.load(handlers.next_item_view, annotator, queue.outputs, api_visibility="private")
     demo.load(handlers.stats_view, None, stats_outputs, api_visibility="private")
-    queue_api.click(handlers.next_item, annotator, queue_outputs, api_name="next_image")
+    queue.queue_api.click(handlers.next_item, annotator, queue.outputs, api_name="next_image")
     for event in access_changed:
         after(event)
 
