@@ -58,6 +58,7 @@ _ENV = {
     "ema_decay": "TSNET_RETRAIN_EMA",
     "guard_alpha": "TSNET_GUARD_ALPHA",
     "probe_size": "TSNET_PROBE_SIZE",
+    "shrink": "TSNET_RETRAIN_SHRINK",
     "threads": "TSNET_RETRAIN_THREADS",
     "push_retries": "TSNET_PUSH_RETRIES",
     "push_backoff": "TSNET_PUSH_BACKOFF",
@@ -89,8 +90,8 @@ class RetrainSettings:
     store_repeat: int = 3
     replay_targets: str = "model"  # "model": the current student's answers, "votes": FER+ vote shares, "majority"
     ema_decay: float | None = 0.99  # ship a moving average of the weights (None: the last weights)
-    probe_size: int = 1000  # FER+ training faces outside the replay sample: the candidate is shrunk toward the
-    # current student until it holds on them within the benchmark tolerance (0: ship the candidate as trained)
+    shrink: bool = True  # shrink the candidate toward the current student until it holds on the benchmark
+    probe_size: int = 1000  # without benchmark data: FER+ training faces outside the replay sample probe instead
     guard_alpha: float = 0.5  # without replay data: weight of distillation from the current student (LwF)
     batch_size: int = 64
     temperature: float | None = None  # None: the current student's recipe, else core's default
@@ -157,6 +158,8 @@ def _parse(name: str, raw: str, kind: type) -> Any:
     """An environment variable's text as the field's type (``""`` unsets an optional float)."""
     if name in _INTEGERS:
         return int(raw)
+    if kind is bool:
+        return raw.strip().lower() not in ("0", "false", "no", "off", "")
     if name in _FLOATS:
         return float(raw) if raw.strip() else None
     return kind(raw)

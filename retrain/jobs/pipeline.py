@@ -242,19 +242,30 @@ def _train_models(
 def _keep_what_it_knew(
     sources: _Sources, student: Path, settings: RetrainSettings, handle: JobHandle, log: Log
 ) -> tuple[Path, dict[str, Any] | None]:
-    """Shrink the candidate toward the current student until it holds on probe FER+ faces (see :mod:`.shrink`)."""
-    folder = settings.resolved_replay()
-    if folder is None or settings.probe_size <= 0:
+    """Shrink the candidate toward the current student until it holds on the probe faces (see :mod:`.shrink`)."""
+    if not settings.shrink:
         return student, None
-    _stage(handle, log, "shrink", "checking what the candidate still knows of FER+")
-    probe = probe_sample(folder, sources.labels, settings.probe_size, settings.seed, settings.replay_size)
+    benchmark, replay = settings.resolved_benchmark(), settings.resolved_replay()
+    if benchmark is not None:
+        probe, source = benchmark_set(benchmark, sources.labels), "the benchmark"
+    elif replay is not None:
+        probe = probe_sample(replay, sources.labels, settings.probe_size, settings.seed, settings.replay_size)
+        source = "FER+ training faces outside the replay sample"
+    else:
+        return student, None
     if not len(probe):
         return student, None
+    _stage(handle, log, "shrink", f"checking what the candidate still knows on {source}")
     tolerance = settings.rules.max_benchmark_drop
     result = shrink_toward(sources.folders["student"], student, probe, tolerance, handle.work_dir / "shrunk")
     accuracies = ", ".join(f"{name} {100 * value:.2f}%" for name, value in result.probe_accuracy.items())
-    log(f"probe FER+ faces ({len(probe)}): {accuracies}; kept {result.fraction:g} of the way to the candidate")
-    return result.folder, {"fraction": result.fraction, "probe_faces": len(probe), **result.probe_accuracy}
+    log(f"probe ({source}, {len(probe)} faces): {accuracies}; kept {result.fraction:g} of the way to the candidate")
+    return result.folder, {
+        "fraction": result.fraction,
+        "probe": source,
+        "probe_faces": len(probe),
+        **result.probe_accuracy,
+    }
 
 
 def _judge(

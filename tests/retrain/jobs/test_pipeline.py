@@ -160,10 +160,15 @@ def test_without_ferplus_the_job_says_what_it_did_without_everywhere(
     assert registry.record("v1")["snapshot"]["replay"]["files"] == []
 
 
-def test_the_candidate_is_checked_on_probe_faces_outside_the_replay_sample(
+def test_the_candidate_is_shrunk_on_the_benchmark_or_on_faces_outside_the_replay_sample(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TSNET_REPLAY_SIZE", "6")  # of the 12 replay-folder faces: 6 rehearsed, 6 left to probe
     assert _retrain(home) == 0
     shrink = ModelRegistry(home).metrics("v1")["shrink"]
-    assert shrink["probe_faces"] == 6 and 0 < shrink["fraction"] <= 1 and "current" in shrink
+    assert shrink["probe"] == "the benchmark" and shrink["probe_faces"] == 12 and 0 <= shrink["fraction"] <= 1
+
+    monkeypatch.setenv("TSNET_BENCHMARK_DATA", "")
+    monkeypatch.setenv("TSNET_REPLAY_SIZE", "6")  # of the 12 replay-folder faces: 6 rehearsed, 6 left to probe
+    assert _retrain(home) == 0
+    shrink = ModelRegistry(home).metrics("v2")["shrink"]
+    assert shrink["probe"].startswith("FER+ training faces outside") and shrink["probe_faces"] == 6

@@ -34,10 +34,12 @@ def test_a_candidate_that_forgets_is_blended_toward_the_current_model(tmp_path: 
         tiny_weights(tmp_path / "a", "shufflenet_v2", 0),
         tiny_weights(tmp_path / "b", "shufflenet_v2", 1),
     )
-    result = shrink_toward(current, candidate, _probe(), tolerance=-1.0, out=tmp_path / "out", steps=(1.0, 0.5))
-    assert result.folder == tmp_path / "out" and result.fraction == 0.5
-    blended, config = load_weights(result.folder)
-    assert config.training["shrunk_toward_current"] == 0.5
+    result = shrink_toward(current, candidate, _probe(), tolerance=-1.0, out=tmp_path / "out", bisections=1)
+    assert result.folder == tmp_path / "out" and result.fraction == 0.0  # nothing holds: the current model's weights
+    assert set(result.probe_accuracy) == {"current", "1", "0.5"}
+    result = shrink_toward(current, candidate, _probe(), tolerance=1.0 - 1e-9, out=tmp_path / "half", bisections=1)
+    assert result.fraction in (0.5, 1.0)
+    blended, config = load_weights(shrink_toward(current, candidate, _probe(), -1.0, tmp_path / "zero", 1).folder)
+    assert config.training["shrunk_toward_current"] == 0.0
     name, value = next((k, v) for k, v in blended.state_dict().items() if v.is_floating_point() and v.numel() > 1)
-    a, b = load_weights(current)[0].state_dict()[name], load_weights(candidate)[0].state_dict()[name]
-    assert torch.allclose(value, (a + b) / 2, atol=2e-3)  # half-precision storage
+    assert torch.allclose(value, load_weights(current)[0].state_dict()[name], atol=2e-3)  # half-precision storage
