@@ -92,7 +92,7 @@ class RetrainSettings:
     ema_decay: float | None = 0.99  # ship a moving average of the weights (None: the last weights)
     shrink: bool = True  # shrink the candidate toward the current student until it holds on the benchmark
     probe_size: int = 1000  # without benchmark data: FER+ training faces outside the replay sample probe instead
-    guard_alpha: float = 0.5  # without replay data: weight of distillation from the current student (LwF)
+    guard_alpha: float = 0.2  # without replay data: weight of distillation from the current student (LwF)
     batch_size: int = 64
     temperature: float | None = None  # None: the current student's recipe, else core's default
     alpha: float | None = None

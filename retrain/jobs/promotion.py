@@ -150,11 +150,19 @@ def decide(comparison: dict[str, Any], warnings: Sequence[str] = ()) -> tuple[bo
     return promote, [summary, *reasons, *warnings]
 
 
+def _verdict_word(name: str, row: dict[str, Any]) -> str:
+    if not row["counted"]:
+        return "not counted"
+    if name == BASE_BENCHMARK:
+        return "within tolerance" if row["passed"] else "regressed"
+    return "better" if row["passed"] else ("regressed" if row["delta"] < 0 else "not shown better")
+
+
 def format_comparison(result: dict[str, Any]) -> str:
     """Candidate vs current per evaluation set, then the decision, the version and the push outcome."""
     lines = [f"{'evaluation set':<16} {'faces':>6} {'current':>9} {'candidate':>10} {'delta':>8}  verdict"]
     for name, row in (result.get("comparison") or {}).items():
-        verdict = ("ok" if row["passed"] else "regressed") if row["counted"] else "not counted"
+        verdict = _verdict_word(name, row)
         lines.append(
             f"{name:<16} {row['samples']:>6} {100 * row['current_accuracy']:>8.2f}%"
             f" {100 * row['candidate_accuracy']:>9.2f}% {100 * row['delta']:>+8.2f}  {verdict}"
