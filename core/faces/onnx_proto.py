@@ -3,7 +3,7 @@
 ``import onnx`` costs about 0.5 s (it loads protobuf and its C++ checker) for graphs of some twenty nodes, so
 they are encoded here: each function returns one message's bytes, its fields in field-number order as protobuf
 writes them (``onnx.proto`` is proto2: repeated numbers are not packed). The bytes equal what ``onnx.helper``
-makes of the same arguments (``tests/test_faces.py`` compares them).
+makes of the same arguments (``tests/core/test_faces.py`` compares them).
 """
 
 from __future__ import annotations

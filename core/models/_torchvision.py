@@ -4,7 +4,7 @@
 ``tsnet predict``, for two classes. The code below is torchvision 0.29's (BSD-3-Clause, Copyright (c) Soumith
 Chintala 2016, all rights reserved), cut to what the student and the teachers build: same modules, same names,
 same creation order, so state dicts, seeded initial weights and outputs are those of torchvision's classes
-(``tests/test_core_models.py`` checks all three).
+(``tests/core/test_core_models.py`` checks all three).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from core import load_classifier
 from core.classifier import shipped_weights_folder
 from core.labels import PAPER_LABELS
 
-FERPLUS_VALID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ferplus" / "FER2013Valid"
+FERPLUS_VALID = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ferplus" / "FER2013Valid"
 
 
 @pytest.fixture(autouse=True)

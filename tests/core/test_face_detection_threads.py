@@ -58,7 +58,7 @@ _SCRIPT = textwrap.dedent(
 
 
 def test_concurrent_detection_matches_sequential_and_the_process_survives():
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-X", "faulthandler", "-c", _SCRIPT], cwd=root, capture_output=True, text=True, timeout=600
     )

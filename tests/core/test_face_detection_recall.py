@@ -12,7 +12,7 @@ from PIL import Image
 from core.faces import FaceDetector
 from core.faces.canvas import ASTRONAUT_FACE_BOX, astronaut_group, compose_group, count_matches, face_free_images
 
-TAIWANESE_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "taiwanese-dev"
+TAIWANESE_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "taiwanese-dev"
 
 
 @pytest.fixture(scope="module")
