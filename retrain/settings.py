@@ -84,12 +84,12 @@ class RetrainSettings:
     # The recipe (measured on taiwanese-dev, see the README's Retrain section): fine-tune the student alone,
     # the user's faces repeated ``store_repeat`` times beside the replay sample, on a cosine schedule.
     stages: str = "student"  # or "teacher+student": fine-tune the teacher, then distil the student from it
-    epochs: int = 4
+    epochs: int = 6
     teacher_lr: float = 0.002
     student_lr: float = 0.01
     store_repeat: int = 3
     replay_targets: str = "model"  # "model": the current student's answers, "votes": FER+ vote shares, "majority"
-    ema_decay: float | None = 0.99  # ship a moving average of the weights (None: the last weights)
+    ema_decay: float | None = 0.995  # ship a moving average of the weights (None: the last weights)
     shrink: bool = True  # shrink the candidate toward the current student until it holds on the benchmark
     probe_size: int = 1000  # without benchmark data: FER+ training faces outside the replay sample probe instead
     guard_alpha: float = 0.2  # without replay data: weight of distillation from the current student (LwF)

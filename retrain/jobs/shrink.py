@@ -42,8 +42,10 @@ def _accuracy(model: torch.nn.Module, config, probe: Dataset) -> float:
 
 
 def _blend(current: dict, candidate: dict, fraction: float) -> dict:
+    """The weights ``fraction`` of the way to the candidate, rounded to half precision as they will be saved, so
+    the probe judges exactly the model that ships."""
     return {
-        key: current[key] + fraction * (value - current[key]) if value.is_floating_point() else value
+        key: (current[key] + fraction * (value - current[key])).half().float() if value.is_floating_point() else value
         for key, value in candidate.items()
     }
 

@@ -137,7 +137,7 @@ def _configure_retrain(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--push", metavar="REPO", help="Hugging Face model repo to publish to (default: $TSNET_HUB_REPO)"
     )
-    parser.add_argument("--epochs", type=int, help="training epochs (default: $TSNET_RETRAIN_EPOCHS, else 4)")
+    parser.add_argument("--epochs", type=int, help="training epochs (default: $TSNET_RETRAIN_EPOCHS, else 6)")
     parser.add_argument(
         "--bench",
         action="store_true",
