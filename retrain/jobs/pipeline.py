@@ -144,7 +144,7 @@ def _job_data(
     labels: list[str],
     settings: RetrainSettings,
     log: Log,
-    current_student: Classifier | None = None,
+    current_student: Classifier,
 ) -> _JobData:
     """The store's splits, the user's faces repeated ``store_repeat`` times, and the replay sample when there is one."""
     train_new = store_split(store, "train", labels)
@@ -159,7 +159,7 @@ def _job_data(
         replay, replay_names = replay_sample(
             replay_folder, labels, settings.replay_size, settings.seed, settings.replay_targets
         )
-        if settings.replay_targets == "model" and current_student is not None:
+        if settings.replay_targets == "model":
             replay = with_model_targets(replay, current_student)
         train = concat(train, replay)
     else:
@@ -239,15 +239,26 @@ def _train_models(
     return teacher or sources.folders["teacher"], student, curves
 
 
+def _benchmark(settings: RetrainSettings, labels: list[str]) -> Dataset | None:
+    """The base benchmark's faces, read once for the shrink step and the promotion rule; None without one."""
+    folder = settings.resolved_benchmark()
+    return benchmark_set(folder, labels) if folder is not None else None
+
+
 def _keep_what_it_knew(
-    sources: _Sources, student: Path, settings: RetrainSettings, handle: JobHandle, log: Log
+    sources: _Sources,
+    student: Path,
+    benchmark: Dataset | None,
+    settings: RetrainSettings,
+    handle: JobHandle,
+    log: Log,
 ) -> tuple[Path, dict[str, Any] | None]:
     """Shrink the candidate toward the current student until it holds on the probe faces (see :mod:`.shrink`)."""
     if not settings.shrink:
         return student, None
-    benchmark, replay = settings.resolved_benchmark(), settings.resolved_replay()
+    replay = settings.resolved_replay()
     if benchmark is not None:
-        probe, source = benchmark_set(benchmark, sources.labels), "the benchmark"
+        probe, source = benchmark, "the benchmark"
     elif replay is not None:
         probe = probe_sample(replay, sources.labels, settings.probe_size, settings.seed, settings.replay_size)
         source = "FER+ training faces outside the replay sample"
@@ -269,18 +280,22 @@ def _keep_what_it_knew(
 
 
 def _judge(
-    sources: _Sources, data: _JobData, student: Path, settings: RetrainSettings, handle: JobHandle, log: Log
+    current: Classifier,
+    data: _JobData,
+    benchmark: Dataset | None,
+    student: Path,
+    settings: RetrainSettings,
+    handle: JobHandle,
+    log: Log,
 ) -> tuple[bool, list[str], dict[str, Any]]:
     """Candidate vs current student on the store's test split and the benchmark; the decision and the metrics."""
     _stage(handle, log, "evaluate", "evaluating candidate and current student")
     sets: dict[str, Dataset] = {}
     if len(data.test):
         sets[promotion.STORE_TEST] = data.test
-    benchmark_folder = settings.resolved_benchmark()
-    if benchmark_folder is not None:
-        sets[promotion.BASE_BENCHMARK] = benchmark_set(benchmark_folder, sources.labels)
+    if benchmark is not None:
+        sets[promotion.BASE_BENCHMARK] = benchmark
     candidate = Classifier(*load_weights(student), source=str(student))
-    current = Classifier(*load_weights(sources.folders["student"]), source=str(sources.folders["student"]))
     candidate_evals = {name: promotion.evaluate(candidate, data_set) for name, data_set in sets.items()}
     current_evals = {name: promotion.evaluate(current, data_set) for name, data_set in sets.items()}
     groups = {promotion.STORE_TEST: data.test_groups}
@@ -397,8 +412,9 @@ def run_retrain(
     teacher, student, curves = _train_models(sources, data, settings, handle, epochs, log, (rank, world))
     if rank != 0:
         return {}
-    student, shrink = _keep_what_it_knew(sources, student, settings, handle, log)
-    promote, reasons, metrics = _judge(sources, data, student, settings, handle, log)
+    benchmark = _benchmark(settings, sources.labels)
+    student, shrink = _keep_what_it_knew(sources, student, benchmark, settings, handle, log)
+    promote, reasons, metrics = _judge(current, data, benchmark, student, settings, handle, log)
     metrics["training_curves"] = curves
     metrics["shrink"] = shrink
     version = _register(sources, data, (teacher, student), (promote, reasons), metrics, settings, handle, epochs, log)

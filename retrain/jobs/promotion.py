@@ -62,7 +62,6 @@ def paired_bootstrap(
 def _store_row(mine: dict, theirs: dict, groups: Sequence[str] | None, rules: PromotionRules) -> dict[str, Any]:
     group_count = len(set(groups)) if groups is not None else mine["samples"]
     enough = mine["samples"] >= rules.min_store_test and group_count >= rules.min_store_groups
-    low = high = None
     if enough and groups is not None:
         low, high = paired_bootstrap(mine["correct"], theirs["correct"], groups, rules.confidence)
     else:
