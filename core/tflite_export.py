@@ -15,14 +15,12 @@ input is a ReLU output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import flatbuffers
 import numpy as np
 import torch
 import torch.nn as nn
 
 from .shufflenet_export import ShuffleNetForExport
+from .tflite_graph import GraphWriter, pack, schema
 
 __all__ = [
     "tflite_float_graph",
@@ -40,73 +38,6 @@ INPUT_NAME, OUTPUT_NAME = "faces", "logits"
 MAX_CONCAT_INPUTS = 5  # the most inputs XNNPACK's concatenation takes; more would leave LiteRT's own kernel
 
 
-def _schema():  # the flatbuffer schema module generated for LiteRT (object API: ModelT, TensorT, ...)
-    from ai_edge_litert import schema_py_generated
-
-    return schema_py_generated
-
-
-def _pack(model: object, size_hint: int) -> bytes:
-    builder = flatbuffers.Builder(size_hint)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")  # type: ignore[attr-defined]
-    return bytes(builder.Output())
-
-
-@dataclass
-class _GraphWriter:
-    """Accumulates tensors, constant buffers and operators of one float32 subgraph."""
-
-    schema: object
-    tensors: list = field(default_factory=list)
-    buffers: list = field(default_factory=list)
-    operators: list = field(default_factory=list)
-    opcodes: dict[int, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.buffers.append(self.schema.BufferT())  # buffer 0 is the empty buffer by convention
-
-    def tensor(self, shape: tuple[int, ...], name: str, data: np.ndarray | None = None, dtype: str = "float32") -> int:
-        s = self.schema
-        entry = s.TensorT()
-        entry.shape = list(shape)
-        entry.name = name
-        entry.type = {"float32": s.TensorType.FLOAT32, "int32": s.TensorType.INT32}[dtype]
-        if data is not None:
-            buffer = s.BufferT()
-            buffer.data = np.ascontiguousarray(data, dtype=dtype).reshape(-1).view(np.uint8)
-            self.buffers.append(buffer)
-            entry.buffer = len(self.buffers) - 1
-        self.tensors.append(entry)
-        return len(self.tensors) - 1
-
-    def operator(self, code: int, inputs: list[int], outputs: list[int], kind: int = 0, options: object = None) -> None:
-        s = self.schema
-        if code not in self.opcodes:
-            self.opcodes[code] = len(self.opcodes)
-        entry = s.OperatorT()
-        entry.opcodeIndex = self.opcodes[code]
-        entry.inputs, entry.outputs = inputs, outputs
-        entry.builtinOptionsType, entry.builtinOptions = kind, options
-        self.operators.append(entry)
-
-    def serialize(self, inputs: list[int], outputs: list[int]) -> bytes:
-        s = self.schema
-        graph = s.SubGraphT()
-        graph.tensors, graph.operators, graph.inputs, graph.outputs = self.tensors, self.operators, inputs, outputs
-        graph.name = "main"
-        model = s.ModelT()
-        model.version = 3
-        model.description = "T-SNet student (core.tflite_export)"
-        model.subgraphs, model.buffers = [graph], self.buffers
-        codes = []
-        for code in sorted(self.opcodes, key=self.opcodes.get):
-            entry = s.OperatorCodeT()
-            entry.builtinCode = entry.deprecatedBuiltinCode = code
-            codes.append(entry)
-        model.operatorCodes = codes
-        return _pack(model, 1 << 20)
-
-
 def _folded(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
     """Convolution weights (O, I, kh, kw) and bias with the batch norm folded in."""
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
@@ -120,7 +51,7 @@ def _folded(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarr
 class _ShuffleNetWriter:
     """Emits the routed ShuffleNet's operators; each method returns its output tensor (NHWC)."""
 
-    def __init__(self, writer: _GraphWriter) -> None:
+    def __init__(self, writer: GraphWriter) -> None:
         self.w = writer
         self.s = writer.schema
         self.shapes: dict[int, tuple[int, ...]] = {}
@@ -256,7 +187,7 @@ def tflite_float_graph(model: nn.Module, input_size: int, batch: int = 1) -> byt
         raise ValueError("the LiteRT export covers the one-channel (grayscale) ShuffleNetV2 student only")
     routed = ShuffleNetForExport(model)
     net = routed.model
-    emit = _ShuffleNetWriter(_GraphWriter(_schema()))
+    emit = _ShuffleNetWriter(GraphWriter(schema()))
     with torch.no_grad():
         faces = emit.new((batch, input_size, input_size, 1), INPUT_NAME)
         x = emit.conv(faces, net.conv1[0], net.conv1[1], True, "conv1")
@@ -293,7 +224,7 @@ def with_batch(graph: bytes, batch: int) -> bytes:
     XNNPACK needs static slice sizes, so a batch size is baked into the graph; rewriting keeps the very
     same weights and quantization parameters.
     """
-    s = _schema()
+    s = schema()
     model = s.ModelT.InitFromPackedBuf(bytearray(graph), 0)
     graph_t = model.subgraphs[0]
     codes = [code.builtinCode for code in model.operatorCodes]
@@ -309,7 +240,7 @@ def with_batch(graph: bytes, batch: int) -> bytes:
             tensor.shape[0] = batch
             if tensor.shapeSignature is not None and len(tensor.shapeSignature) > 0:
                 tensor.shapeSignature[0] = batch
-    return _pack(model, len(graph) + 1024)
+    return pack(model, len(graph) + 1024)
 
 
 def quantize_tflite(graph: bytes, faces: np.ndarray) -> bytes:
@@ -334,7 +265,7 @@ def quantize_tflite(graph: bytes, faces: np.ndarray) -> bytes:
 
 def with_metadata(graph: bytes, entries: dict[str, str]) -> bytes:
     """``graph`` with named metadata buffers (how the model's config travels inside the file)."""
-    s = _schema()
+    s = schema()
     model = s.ModelT.InitFromPackedBuf(bytearray(graph), 0)
     model.metadata = list(model.metadata or [])
     for name, text in entries.items():
@@ -344,12 +275,12 @@ def with_metadata(graph: bytes, entries: dict[str, str]) -> bytes:
         entry = s.MetadataT()
         entry.name, entry.buffer = name, len(model.buffers) - 1
         model.metadata.append(entry)
-    return _pack(model, len(graph) + 1024)
+    return pack(model, len(graph) + 1024)
 
 
 def read_metadata(graph: bytes) -> dict[str, str]:
     """The named metadata buffers of a TFLite flatbuffer, decoded as UTF-8 text."""
-    s = _schema()
+    s = schema()
     if len(graph) < 8 or graph[4:8] != b"TFL3":
         raise ValueError("not a TFLite flatbuffer (no TFL3 identifier)")
     model = s.Model.GetRootAs(graph, 0)
@@ -363,7 +294,7 @@ def read_metadata(graph: bytes) -> dict[str, str]:
 
 def is_quantized(graph: bytes) -> bool:
     """Whether the graph's convolutions run in int8 (it starts with a QUANTIZE)."""
-    s = _schema()
+    s = schema()
     model = s.Model.GetRootAs(graph, 0)
     codes = {model.OperatorCodes(i).BuiltinCode() for i in range(model.OperatorCodesLength())}
     return s.BuiltinOperator.QUANTIZE in codes

@@ -1,10 +1,10 @@
-"""MTCNN face detection (Zhang et al., 2016) run through ONNX Runtime, with the weights the ``mtcnn`` wheel ships.
+"""MTCNN face detection (Zhang et al., 2016) with the weights the ``mtcnn`` wheel ships, without TensorFlow.
 
 Three small CNNs in a cascade: P-Net slides over an image pyramid and proposes boxes down to ``min_face`` px,
 R-Net (24x24 crops) and O-Net (48x48 crops) reject most proposals and refine the rest. The ``mtcnn`` package
 (MIT) keeps the original weights as lz4-compressed lists of NumPy arrays; its own code needs TensorFlow, so it
-is never imported: the arrays are read with joblib and written into ONNX graphs here (:mod:`.onnx_proto`, without
-the ``onnx`` package), built once per process.
+is never imported: the arrays are read with joblib and the networks written as LiteRT graphs
+(:mod:`.mtcnn_litert`), run by XNNPACK.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from . import onnx_proto
+from .mtcnn_litert import NetPool, onet_graph, pnet_graph, rnet_graph
 
 __all__ = ["MtcnnDetector", "Proposal", "mtcnn_weights_path"]
 
 _PNET_CELL = 12  # P-Net sees 12x12 windows with a stride of 2 px
+_INPUT_SCALE = 0.0078125  # MTCNN's input: (pixel - 127.5) / 128
 _GREY = (128, 128, 128)  # what crops reaching past the photo are filled with: it normalises to ~0
 
 
@@ -44,114 +44,23 @@ def _load_arrays(name: str) -> list[np.ndarray]:
     return [np.asarray(array, dtype=np.float32) for array in joblib.load(mtcnn_weights_path(name))]
 
 
-class _GraphBuilder:
-    """Keras-layout weights (HWIO kernels, ``(in, out)`` dense) into ONNX nodes, one layer at a time."""
-
-    def __init__(self, arrays: list[np.ndarray]) -> None:
-        self.arrays = iter(arrays)
-        self.nodes: list[bytes] = []
-        self.initializers: list[bytes] = []
-        self.count = 0
-
-    def _name(self, kind: str) -> str:
-        self.count += 1
-        return f"{kind}{self.count}"
-
-    def _constant(self, value: np.ndarray) -> str:
-        name = self._name("w")
-        self.initializers.append(onnx_proto.tensor(name, value))
-        return name
-
-    def _node(self, op: str, inputs: list[str], **attributes: Any) -> str:
-        output = self._name(op.lower())
-        self.nodes.append(onnx_proto.node(op, inputs, [output], **attributes))
-        return output
-
-    def conv(self, x: str) -> str:
-        kernel, bias = next(self.arrays), next(self.arrays)
-        weight = self._constant(kernel.transpose(3, 2, 0, 1))
-        return self._node("Conv", [x, weight, self._constant(bias)], kernel_shape=list(kernel.shape[:2]))
-
-    def prelu(self, x: str, spatial: bool = True) -> str:
-        slope = next(self.arrays).reshape(-1)
-        return self._node("PRelu", [x, self._constant(slope.reshape(-1, 1, 1) if spatial else slope)])
-
-    def pool(self, x: str, size: int, pads: tuple[int, int] = (0, 0)) -> str:
-        # TensorFlow's "same" pooling pads only after; ``pads`` is (after-height, after-width)
-        return self._node("MaxPool", [x], kernel_shape=[size, size], strides=[2, 2], pads=[0, 0, *pads], ceil_mode=0)
-
-    def dense(self, x: str) -> str:
-        kernel, bias = next(self.arrays), next(self.arrays)
-        return self._node("Gemm", [x, self._constant(kernel), self._constant(bias)])
-
-    def flatten_like_keras(self, x: str) -> str:
-        """R-Net/O-Net were trained on width-major features (a Keras ``Permute((2, 1, 3))`` before Flatten)."""
-        return self._node("Flatten", [self._node("Transpose", [x], perm=[0, 3, 2, 1])], axis=1)
-
-    def model(self, outputs: list[tuple[str, str]], input_shape: list[Any]) -> bytes:
-        return onnx_proto.model(
-            self.nodes + [onnx_proto.node("Identity", [node], [name]) for name, node in outputs],
-            "mtcnn",
-            [onnx_proto.value_info("image", input_shape)],
-            [onnx_proto.value_info(name, None) for name, _ in outputs],
-            self.initializers,
-            opset=13,
-            ir_version=7,
-        )
-
-
-def _pnet() -> bytes:
-    g = _GraphBuilder(_load_arrays("pnet"))
-    x = g.pool(g.prelu(g.conv("image")), 2)
-    x = g.prelu(g.conv(g.prelu(g.conv(x))))
-    regression = g.conv(x)
-    probability = g._node("Softmax", [g.conv(x)], axis=1)
-    return g.model([("regression", regression), ("probability", probability)], [1, 3, "height", "width"])
-
-
-def _rnet() -> bytes:
-    g = _GraphBuilder(_load_arrays("rnet"))
-    x = g.pool(g.prelu(g.conv("image")), 3, pads=(1, 1))  # 22 -> 11 ("same")
-    x = g.pool(g.prelu(g.conv(x)), 3)  # 9 -> 4
-    x = g.prelu(g.dense(g.flatten_like_keras(g.prelu(g.conv(x)))), spatial=False)
-    regression = g.dense(x)
-    probability = g._node("Softmax", [g.dense(x)], axis=1)
-    return g.model([("regression", regression), ("probability", probability)], ["batch", 3, 24, 24])
-
-
-def _onet() -> bytes:
-    g = _GraphBuilder(_load_arrays("onet"))
-    x = g.pool(g.prelu(g.conv("image")), 3, pads=(1, 1))  # 46 -> 23 ("same")
-    x = g.pool(g.prelu(g.conv(x)), 3)  # 21 -> 10
-    x = g.pool(g.prelu(g.conv(x)), 2)  # 8 -> 4
-    x = g.prelu(g.dense(g.flatten_like_keras(g.prelu(g.conv(x)))), spatial=False)
-    regression, points = g.dense(x), g.dense(x)
-    probability = g._node("Softmax", [g.dense(x)], axis=1)
-    outputs = [("regression", regression), ("points", points), ("probability", probability)]
-    return g.model(outputs, ["batch", 3, 48, 48])
-
-
-_SESSIONS_LOCK = threading.Lock()
+_NETS_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
-def _build_sessions() -> tuple[Any, Any, Any]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    # One thread per call: requests run side by side on the 2 cores; small convolutions gain little from more.
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    graphs = (_pnet(), _rnet(), _onet())
-    return tuple(ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"]) for graph in graphs)
+def _build_nets() -> tuple[NetPool, NetPool, NetPool]:
+    pnet, rnet, onet = (_load_arrays(name) for name in ("pnet", "rnet", "onet"))
+    return (
+        NetPool(lambda shape: pnet_graph(pnet, *shape)),
+        NetPool(lambda shape: rnet_graph(rnet, *shape)),
+        NetPool(lambda shape: onet_graph(onet, *shape)),
+    )
 
 
-def _sessions() -> tuple[Any, Any, Any]:
-    """P-Net, R-Net and O-Net sessions (ONNX Runtime's ``run`` is safe to call from many threads at once)."""
-    with _SESSIONS_LOCK:
-        return _build_sessions()
+def _nets() -> tuple[NetPool, NetPool, NetPool]:
+    """P-Net, R-Net and O-Net interpreter pools (safe to call from many threads at once), built once."""
+    with _NETS_LOCK:
+        return _build_nets()
 
 
 @dataclass(frozen=True)
@@ -164,8 +73,8 @@ class Proposal:
 
 
 def _normalise(pixels: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 in [-1, 1], as MTCNN was trained."""
-    return ((pixels.astype(np.float32) - 127.5) * 0.0078125).transpose(0, 3, 1, 2)
+    """uint8 pixels -> float32 in [-1, 1], as MTCNN was trained (NHWC stays NHWC)."""
+    return (pixels.astype(np.float32) - 127.5) * _INPUT_SCALE
 
 
 _NMS_MATRIX_LIMIT = 1024  # up to this many boxes, NMS takes their overlaps as one matrix (1024^2 floats: 4 MB)
@@ -225,7 +134,7 @@ def _refine(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def _crops(image: Image.Image, boxes: np.ndarray, side: int) -> np.ndarray:
-    """(N, 3, side, side) network inputs: the windows ``boxes`` of ``image``, bilinear without antialiasing (as
+    """(N, side, side, 3) network inputs: the windows ``boxes`` of ``image``, bilinear without antialiasing (as
     MTCNN was trained), mid-grey beyond the photo's edges, normalised to [-1, 1]."""
     windows = [tuple(float(v) for v in box) for box in boxes]
     crops = b"".join(
@@ -251,7 +160,7 @@ class MtcnnDetector:
         self.min_face = float(min_face)
         self.thresholds = thresholds
         self.scale_factor = scale_factor
-        self._pnet, self._rnet, self._onet = _sessions()
+        self._pnet, self._rnet, self._onet = _nets()
 
     def _scales(self, height: int, width: int) -> list[float]:
         scale, scales = _PNET_CELL / self.min_face, []
@@ -266,15 +175,16 @@ class MtcnnDetector:
         for scale in self._scales(image.height, image.width):
             size = (max(_PNET_CELL, round(image.width * scale)), max(_PNET_CELL, round(image.height * scale)))
             level = level.resize(size, Image.BILINEAR)  # each level from the one before: less work, same detail
-            regression, probability = self._pnet.run(None, {"image": _normalise(np.asarray(level)[None])})
-            ys, xs = np.nonzero(probability[0, 1] > self.thresholds[0])
+            outputs = self._pnet.run_level(_normalise(np.asarray(level)))
+            regression, probability = outputs["regression"], outputs["probability"][:, :, 1]
+            ys, xs = np.nonzero(probability > self.thresholds[0])
             if not len(ys):
                 continue
             sx, sy = size[0] / image.width, size[1] / image.height
             corners = np.stack([xs * 2, ys * 2, xs * 2 + _PNET_CELL, ys * 2 + _PNET_CELL], axis=1).astype(np.float32)
-            boxes = corners + regression[0][:, ys, xs].T * _PNET_CELL
+            boxes = corners + regression[ys, xs] * _PNET_CELL
             boxes /= np.array([sx, sy, sx, sy], dtype=np.float32)
-            scores = probability[0, 1, ys, xs]
+            scores = probability[ys, xs]
             keep = _nms(boxes, scores, 0.5)
             found.append(np.hstack([boxes[keep], scores[keep, None]]))
         if not found:
@@ -291,13 +201,15 @@ class MtcnnDetector:
         if not len(candidates):
             return []
         boxes = _square(candidates[:, :4])
-        regression, probability = self._rnet.run(None, {"image": _crops(image, boxes, 24)})
+        outputs = self._rnet.run_crops(_crops(image, boxes, 24))
+        regression, probability = outputs["regression"], outputs["probability"]
         passed = probability[:, 1] > self.thresholds[1]
         if not passed.any():
             return []
         boxes, scores = _refine(boxes[passed], regression[passed]), probability[passed, 1]
         boxes = _square(boxes[_nms(boxes, scores, 0.7)])
-        regression, points, probability = self._onet.run(None, {"image": _crops(image, boxes, 48)})
+        outputs = self._onet.run_crops(_crops(image, boxes, 48))
+        regression, points, probability = outputs["regression"], outputs["points"], outputs["probability"]
         passed = probability[:, 1] > self.thresholds[2]
         if not passed.any():
             return []
