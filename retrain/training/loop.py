@@ -231,7 +231,7 @@ def _train_epoch(
         "epoch": epoch + 1,
         "lr": session.optimizer.param_groups[0]["lr"],
         **{f"train_{key}": value / steps for key, value in sums.items()},
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(train_seconds, 3),
         "images_per_second": round(len(train) / train_seconds, 1),
     }
 
