@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..images import to_eight_bit
+from .photo_augment import degrade_like_photos, jpeg_batch
 
 __all__ = ["load_gray_images", "to_gray_array", "preprocess_batch", "augment_batch"]
 
@@ -65,8 +66,12 @@ def augment_batch(
     flip: bool = True,
     jitter: float = 0.3,
     erase_prob: float = 0.25,
+    photo: bool = False,
 ) -> torch.Tensor:
-    """Random affine (rotation, scale, shift, mirror), brightness/contrast jitter and erasing, per image."""
+    """Random affine (rotation, scale, shift, mirror), brightness/contrast jitter and erasing, per image; with
+    ``photo`` also JPEG, blur, resolution, gamma, side light and noise (:mod:`.photo_augment`)."""
+    if photo:
+        images = jpeg_batch(images, generator)
     x = images.float().div_(255.0)
     batch = x.shape[0]
 
@@ -93,6 +98,8 @@ def augment_batch(
     average = x.mean(dim=(1, 2, 3), keepdim=True)
     x = ((x - average) * contrast + average) * brightness
     x = x.clamp_(0.0, 1.0)
+    if photo:
+        x = degrade_like_photos(x, generator)
     if erase_prob > 0:
         erase = torch.rand(batch, generator=generator) < erase_prob
         side = (uniform(0.15, 0.4) * input_size).long()

@@ -12,17 +12,15 @@ whose raters agreed with the posed label are scored), like ``../shared/data/taiw
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from core.classifier import Classifier
 from core.weights import load_weights, read_config
@@ -32,6 +30,7 @@ from labeling.faces import store_face_finder
 from ..layout import DataLayout
 from ..registry import ModelRegistry
 from ..settings import DEFAULT_SHARED_FERPLUS, RetrainSettings
+from ..training.photos import DomainPhoto, photo_crops, read_domain_photos
 from .bench import timed_job
 from .datasets import benchmark_set
 from .promotion import BASE_BENCHMARK, format_comparison
@@ -39,30 +38,6 @@ from .promotion import BASE_BENCHMARK, format_comparison
 __all__ = ["DEFAULT_DOMAIN_DATA", "DomainPhoto", "read_domain_photos", "split_people", "run_domain_bench"]
 
 DEFAULT_DOMAIN_DATA = DEFAULT_SHARED_FERPLUS.parent / "taiwanese-dev"
-
-
-@dataclass(frozen=True)
-class DomainPhoto:
-    """One photo of the bench's folder: where it is, its posed label, whose it is, whether raters agreed."""
-
-    path: Path
-    label: str
-    subject: str
-    raters_agree: bool
-
-
-def read_domain_photos(folder: Path, labels: Sequence[str]) -> list[DomainPhoto]:
-    """The photos of ``labels.csv`` whose label is one of the model's classes (others, e.g. fear, are left out)."""
-    table = folder / "labels.csv"
-    if not table.is_file():
-        raise FileNotFoundError(f"--bench needs {table} with path,label,subject columns (e.g. taiwanese-dev)")
-    with open(table, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [
-        DomainPhoto(folder / row["path"], row["label"], row["subject"], row.get("raters_agree", "1") == "1")
-        for row in rows
-        if row["label"] in labels
-    ]
 
 
 def split_people(photos: Sequence[DomainPhoto], store_people: int, seed: int) -> tuple[list[str], list[str]]:
@@ -83,19 +58,6 @@ def _import_people(store: AnnotationStore, photos: Sequence[DomainPhoto], scratc
         os.symlink(photo.path.resolve(), link)
     report = store.import_paths([tree], labels_from_folders=True, annotator="bench")
     return {"photos": len(photos), "faces": report.faces, "no_face": report.no_face, "seconds": report.seconds}
-
-
-def _pipeline_crops(photos: Sequence[DomainPhoto]) -> list[Any]:
-    """Each unseen photo's first (largest) aligned face, or None when the detector finds none (scored wrong)."""
-    from core.faces import FaceDetector
-
-    detector = FaceDetector()
-    crops = []
-    for photo in photos:
-        with Image.open(photo.path) as image:
-            faces = detector.detect(image.convert("RGB"))
-        crops.append(faces[0].aligned_crop if faces else None)
-    return crops
 
 
 def _photo_accuracy(classifier: Classifier, crops: Sequence[Any], labels: Sequence[str]) -> float:
@@ -129,7 +91,7 @@ def run_domain_bench(
     photos = read_domain_photos(Path(data), labels)
     store_subjects, unseen_subjects = split_people(photos, store_people, seed)
     unseen = [p for p in photos if p.subject in unseen_subjects and p.raters_agree]
-    crops = _pipeline_crops(unseen)
+    crops = photo_crops(unseen)
     before_model = Classifier(*load_weights(base["student"]), source=str(base["student"]))
     with tempfile.TemporaryDirectory(prefix="tsnet-domain-bench-") as temporary:
         home = Path(temporary) / "home"

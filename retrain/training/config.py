@@ -51,6 +51,9 @@ class TrainConfig:
     init_from: str | None = None
     device: str = "auto"
     ema_decay: float | None = None  # keep an exponential moving average of the weights; validate and save it
+    logit_adjust: float = 0.0  # train on logits + tau * log(class prior): rare classes get recalled (Menon et al.)
+    photo_augment: bool = False  # also degrade faces like photos: JPEG, blur, resolution, gamma, side light, noise
+    photo_val: str | None = None  # photo folder with labels.csv, scored each epoch through the photo pipeline
 
     def model_config(self, **training: Any) -> ModelConfig:
         """The weights folder's description: architecture and preprocessing, with these settings (less ``out``)

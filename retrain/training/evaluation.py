@@ -15,7 +15,7 @@ from core.metrics import classification_metrics, count_flops, count_parameters, 
 
 from .data import Dataset
 
-__all__ = ["score", "evaluate_dataset", "evaluate_classifier", "format_report"]
+__all__ = ["score", "evaluate_dataset", "evaluate_classifier", "format_report", "class_lines"]
 
 
 def score(probs: np.ndarray, truth: np.ndarray, labels: Sequence[str], per_face: bool = False) -> dict:
@@ -64,7 +64,6 @@ def evaluate_classifier(classifier: Classifier, data_dir: str, latency: bool = T
 
 
 def format_report(report: dict) -> str:
-    labels = report["labels"]
     lines = [
         f"model      {report['model']} ({report['architecture']}, {report['input_size']} px)",
         f"data       {report['data']}: {report['samples']} faces (skipped: {report['skipped']})",
@@ -74,8 +73,14 @@ def format_report(report: dict) -> str:
         f"params     {report['params'] / 1e6:.3f} M   FLOPs {report['flops'] / 1e6:.1f} M",
         f"speed      {report['batched_ms_per_image']:.3f} ms/image batched"
         + (f", {report['latency_batch1']['p50_ms']:.2f} ms at batch 1" if "latency_batch1" in report else ""),
-        "per-class accuracy:",
     ]
+    return "\n".join(lines + class_lines(report))
+
+
+def class_lines(report: dict) -> list[str]:
+    """Per-class accuracy and the confusion matrix of a :func:`score` report, as printed lines."""
+    labels = report["labels"]
+    lines = ["per-class accuracy:"]
     for label in labels:
         value = report["per_class_accuracy"][label]
         lines.append(f"  {label:<10} {'n/a' if value is None else f'{value:.4f}'}")
@@ -84,4 +89,4 @@ def format_report(report: dict) -> str:
     lines.append(" " * (width + 2) + " ".join(f"{label[:6]:>6}" for label in labels))
     for label, row in zip(labels, np.asarray(report["confusion_matrix"])):
         lines.append(f"  {label:<{width}}" + " ".join(f"{int(v):>6}" for v in row))
-    return "\n".join(lines)
+    return lines

@@ -28,9 +28,11 @@ from core.distillation import distillation_loss, hard_loss
 from core.metrics import count_flops, count_parameters
 from core.weights import ModelConfig, load_weights
 
+from ..layout import DataLayout
 from .config import INPUT_MEAN, INPUT_STD, TrainConfig
 from .data import Dataset, load_dataset
 from .evaluation import evaluate_dataset
+from .photos import PhotoSet, evaluate_photos, load_photo_set
 from .run_folder import BEST_DIR, append_record, open_run, save_best, save_checkpoint, write_settings
 from .teacher import TeacherTargets
 
@@ -62,6 +64,7 @@ class _Session:
     rank: int = 0
     world: int = 1
     ema: AveragedModel | None = None  # the weights' moving average when ``config.ema_decay`` is set
+    log_prior: torch.Tensor | None = None  # log class frequencies of the training set, with ``config.logit_adjust``
     trained_model: nn.Module = field(init=False)  # the model, or its DistributedDataParallel wrapper
 
     def __post_init__(self) -> None:
@@ -109,12 +112,13 @@ def run_training(
     _seed_everything(config.seed)
     device = _device(config, rank)
     train, val = _load_data(config, train_set, val_set, log)
+    photos = _load_photos(config, log)
     session = _build_session(config, train, run_dir, device, rank, world, fresh=saved is None)
     progress = _restore(session, saved, log, run_dir)
     _wrap_distributed(session)
     for epoch in range(progress.start_epoch, config.epochs):
         record = _train_epoch(session, train, epoch, should_stop)
-        _end_epoch(session, progress, record, val, epoch, run_dir if is_main else None)
+        _end_epoch(session, progress, record, (val, photos), epoch, run_dir if is_main else None)
         log(_epoch_line(record, config))
         if on_epoch is not None:
             on_epoch(record)
@@ -152,6 +156,16 @@ def _load_data(
     return train, val
 
 
+def _load_photos(config: TrainConfig, log: Callable[[str], None]) -> PhotoSet | None:
+    """``config.photo_val``'s faces, found and aligned once for the whole run."""
+    if not config.photo_val:
+        return None
+    started = time.time()
+    photos = load_photo_set(config.photo_val, config.labels)
+    log(f"found {len(photos.images)} faces in {photos.photos} validation photos in {time.time() - started:.1f}s")
+    return photos
+
+
 def _build_session(
     config: TrainConfig, train: Dataset, run_dir: Path, device: torch.device, rank: int, world: int, fresh: bool
 ) -> _Session:
@@ -174,7 +188,16 @@ def _build_session(
     ema = None
     if config.ema_decay is not None:  # not resumed: a resumed run restarts the average from its weights
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-    return _Session(config, model_config, model, optimizer, plateau, teacher, device, memory_format, rank, world, ema)
+    log_prior = _log_prior(train).to(device) if config.logit_adjust else None
+    return _Session(
+        config, model_config, model, optimizer, plateau, teacher, device, memory_format, rank, world, ema, log_prior
+    )
+
+
+def _log_prior(train: Dataset) -> torch.Tensor:
+    """Log of each class's share of the training targets (vote shares summed), floored so no class is -inf."""
+    shares = train.soft_targets.sum(dim=0)
+    return torch.log((shares / shares.sum()).clamp(min=1e-4))
 
 
 def _restore(session: _Session, saved: dict | None, log: Callable[[str], None], run_dir: Path) -> _Progress:
@@ -242,12 +265,16 @@ def _train_step(
     """Forward, loss (its parts when distilling), backward and SGD step on one batch; returns the loss parts."""
     config = session.config
     if config.augment:
-        batch = augment_batch(train.images[indices], config.input_size, INPUT_MEAN, INPUT_STD, generator)
+        batch = augment_batch(
+            train.images[indices], config.input_size, INPUT_MEAN, INPUT_STD, generator, photo=config.photo_augment
+        )
     else:
         batch = preprocess_batch(train.images[indices], config.input_size, INPUT_MEAN, INPUT_STD)
     batch = batch.to(session.device).contiguous(memory_format=session.memory_format)
     batch_targets = _smoothed(targets[indices], config).to(session.device)
     logits = session.trained_model(batch)
+    if session.log_prior is not None:  # logit adjustment: the raw logits learn the class-balanced posterior
+        logits = logits + config.logit_adjust * session.log_prior
     if session.teacher is not None:
         teacher_logits = session.teacher(indices, batch).to(session.device)
         parts = distillation_loss(logits, teacher_logits, batch_targets, config.temperature, config.alpha)
@@ -266,14 +293,24 @@ def _train_step(
 
 
 def _end_epoch(
-    session: _Session, progress: _Progress, record: dict, val: Dataset | None, epoch: int, run_dir: Path | None
+    session: _Session,
+    progress: _Progress,
+    record: dict,
+    validation: tuple[Dataset | None, PhotoSet | None],
+    epoch: int,
+    run_dir: Path | None,
 ) -> None:
-    """Validate, step the plateau schedule, and (``run_dir`` given: rank 0) log the record and checkpoint."""
+    """Validate, step the plateau schedule, and (``run_dir`` given: rank 0) log the record and checkpoint.
+
+    The best epoch is the one with the highest validation accuracy; with validation photos too, the highest mean
+    of the two accuracies (what a model is for: FER+ faces and real photos)."""
     config = session.config
+    val, photos = validation
     session.model.eval()
     selected = session.selected_model.eval()
+    classifier = Classifier(selected, session.model_config)
     if val is not None and len(val):
-        metrics = evaluate_dataset(Classifier(selected, session.model_config), val)
+        metrics = evaluate_dataset(classifier, val)
         record.update(
             val_accuracy=metrics["accuracy"],
             val_macro_recall=metrics["macro_recall"],
@@ -283,6 +320,15 @@ def _end_epoch(
         monitored_loss, accuracy = metrics["loss"], metrics["accuracy"]
     else:  # no validation faces: select on the training loss
         monitored_loss, accuracy = record["train_loss"], -record["train_loss"]
+    if photos is not None:
+        photo_metrics = evaluate_photos(classifier, photos)
+        record.update(
+            photo_accuracy=photo_metrics["accuracy"],
+            photo_macro_recall=photo_metrics["macro_recall"],
+            photo_per_class=photo_metrics["per_class_accuracy"],
+        )
+        accuracy = (accuracy + photo_metrics["accuracy"]) / 2 if "val_accuracy" in record else photo_metrics["accuracy"]
+        record["selection_score"] = accuracy
     if config.schedule == "plateau" and epoch + 1 >= config.warmup_epochs:
         session.plateau.step(monitored_loss)
     progress.history.append(record)
@@ -308,6 +354,8 @@ def _epoch_line(record: dict, config: TrainConfig) -> str:
     validation = ""
     if "val_accuracy" in record:
         validation = f" val_acc {record['val_accuracy']:.4f} val_recall {record['val_macro_recall']:.4f}"
+    if "photo_accuracy" in record:
+        validation += f" photo_acc {record['photo_accuracy']:.4f} photo_recall {record['photo_macro_recall']:.4f}"
     return (
         f"epoch {record['epoch']}/{config.epochs} loss {record['train_loss']:.4f}{validation}"
         f" {record['images_per_second']:.0f} img/s"
@@ -343,7 +391,7 @@ def _device(config: TrainConfig, rank: int) -> torch.device:
 
 
 def _load_initial_weights(model: nn.Module, config: TrainConfig) -> None:
-    source, source_config = load_weights(config.init_from)
+    source, source_config = load_weights(DataLayout.from_env().resolve_model(config.init_from))
     if source_config.architecture != config.architecture or list(source_config.labels) != list(config.labels):
         raise ValueError(
             f"--init-from {config.init_from} is a {source_config.architecture} over {source_config.labels};"

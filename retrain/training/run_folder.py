@@ -65,9 +65,10 @@ def append_record(run_dir: Path, record: dict) -> None:
 
 
 def save_best(run_dir: Path, config: TrainConfig, model: nn.Module, epoch: int, record: dict) -> None:
-    """``best/``: this epoch's weights, recording which epoch and its validation accuracy."""
-    best_config = config.model_config(best_epoch=epoch + 1, val_accuracy=record.get("val_accuracy"))
-    best_config.metrics = {"val_accuracy": record.get("val_accuracy"), "params": count_parameters(model)}
+    """``best/``: this epoch's weights, recording which epoch and its validation (and photo) accuracy."""
+    photos = {key: record[key] for key in ("photo_accuracy", "selection_score") if key in record}
+    best_config = config.model_config(best_epoch=epoch + 1, val_accuracy=record.get("val_accuracy"), **photos)
+    best_config.metrics = {"val_accuracy": record.get("val_accuracy"), **photos, "params": count_parameters(model)}
     save_weights(model, best_config, run_dir / BEST_DIR, half=config.half_weights)
 
 

@@ -32,7 +32,9 @@ def _add_training_arguments(parser: argparse.ArgumentParser, command: str) -> No
     parser.add_argument("--arch", default=_ARCHITECTURE[command], help="model name (default: %(default)s)")
     parser.add_argument("--labels", help="label set name (paper7, ferplus8) or comma-separated classes")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    parser.add_argument("--init-from", help="start from this weights folder (same architecture and labels)")
+    parser.add_argument(
+        "--init-from", help="start from this weights folder, or student / teacher (same architecture and labels)"
+    )
     for name in (
         "epochs",
         "batch_size",
@@ -56,6 +58,25 @@ def _add_training_arguments(parser: argparse.ArgumentParser, command: str) -> No
     parser.add_argument("--stem", choices=("imagenet", "lowres"), default=defaults["stem"])
     parser.add_argument("--target-mode", choices=("majority", "distribution"), default=defaults["target_mode"])
     parser.add_argument("--flip-tta", action="store_true", help="average predictions with the mirrored face")
+    parser.add_argument(
+        "--logit-adjust",
+        type=float,
+        default=defaults["logit_adjust"],
+        metavar="TAU",
+        help="train on logits + TAU * log(class prior) so rare classes (contempt, disgust) get recalled; 1 is the"
+        " balanced posterior, 0 (default) plain training",
+    )
+    parser.add_argument(
+        "--photo-augment",
+        action="store_true",
+        help="also degrade training faces like photos: JPEG, blur, resolution, gamma, side light, noise",
+    )
+    parser.add_argument(
+        "--photo-val",
+        metavar="DIR",
+        help="photo folder with labels.csv (e.g. taiwanese-dev), scored each epoch through the photo pipeline;"
+        " the best epoch is then the best mean of --val-data and photo accuracy",
+    )
     parser.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     parser.add_argument("--full-precision", dest="half_weights", action="store_false", help="save float32 weights")
     if command == "distill":
@@ -94,8 +115,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     classifier = load_classifier(resolve_model(args.model))
     note_model("evaluate", args.model, classifier)
-    report = evaluate_classifier(classifier, args.data)
-    print(format_report(report))
+    if args.photos:
+        from retrain.training.photos import evaluate_photos, format_photo_report, load_photo_set
+
+        report = evaluate_photos(classifier, load_photo_set(args.data, classifier.labels))
+        report["model"] = classifier.source
+        print(format_photo_report(report))
+    else:
+        report = evaluate_classifier(classifier, args.data)
+        print(format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
@@ -161,6 +189,12 @@ def _configure_training(command: str) -> Any:
 def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="FER+-layout folder (majority rule) or an image folder")
     parser.add_argument("--model", default="student", help="student, teacher or a weights folder (default: student)")
+    parser.add_argument(
+        "--photos",
+        action="store_true",
+        help="--data holds photos listed in labels.csv (path,label,subject[,raters_agree]): find, align and"
+        " classify each face as tsnet predict does; only photos raters agreed on are scored",
+    )
     parser.add_argument("--json", help="also write the full report as JSON to this file")
     parser.set_defaults(handler=_evaluate)
 

@@ -1,0 +1,99 @@
+"""Photo folders scored through the photo pipeline (detect, align, classify): ``tsnet evaluate --photos`` and a run's
+per-epoch ``--photo-val``; a photo whose face is not found counts as wrong, as it would for a user."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import load_classifier
+from core.faces.canvas import ASTRONAUT_FACE_BOX
+from retrain.training import TrainConfig, run_training
+from retrain.training.photos import evaluate_photos, load_photo_set
+from tests._core_fixtures import write_ferplus_folder
+from tests._retrain_fixtures import LABELS, tiny_weights
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two astronaut photos labelled happy, one face-free photo labelled sad, one the raters disagreed on and one
+    of a class the models do not know."""
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("photos")
+    astronaut = Image.fromarray(data.astronaut())
+    left, top, right, bottom = ASTRONAUT_FACE_BOX
+    rows = []
+    for index, (label, agree) in enumerate([("happy", "1"), ("happy", "1"), ("neutral", "0"), ("fear", "1")]):
+        margin = 50 + 20 * index
+        path = Path(label) / f"S0{index}.jpg"
+        (root / label).mkdir(exist_ok=True)
+        astronaut.crop((left - margin, top - margin, right + margin, bottom + margin)).save(root / path)
+        rows.append({"path": str(path), "label": label, "subject": f"S0{index}", "raters_agree": agree})
+    (root / "sad").mkdir()
+    Image.fromarray(np.full((240, 200, 3), 128, dtype=np.uint8)).save(root / "sad" / "wall.jpg")
+    rows.append({"path": "sad/wall.jpg", "label": "sad", "subject": "S09", "raters_agree": "1"})
+    with open(root / "labels.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "subject", "raters_agree"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+def test_only_agreed_photos_of_known_classes_are_scored_and_a_missed_face_counts_wrong(
+    photo_folder: Path, tmp_path: Path
+) -> None:
+    photos = load_photo_set(photo_folder, list(LABELS))
+    assert (photos.photos, photos.no_face, tuple(photos.images.shape)) == (3, 1, (2, 1, 48, 48))
+    classifier = load_classifier(tiny_weights(tmp_path / "model", "shufflenet_v2", seed=0))
+    report = evaluate_photos(classifier, photos)
+    right = round(report["found_accuracy"] * 2)
+    assert report["accuracy"] == pytest.approx(right / 3)  # the face-free photo is never right
+    assert report["photos"] == 3 and report["no_face"] == 1
+
+
+def test_evaluate_photos_from_the_command_line(photo_folder: Path, tmp_path: Path) -> None:
+    model = tiny_weights(tmp_path / "model", "shufflenet_v2", seed=1)
+    out = tmp_path / "report.json"
+    command = ["evaluate", "--photos", "--data", str(photo_folder), "--model", str(model), "--json", str(out)]
+    result = subprocess.run([sys.executable, "-m", "tsnet", *command], check=True, capture_output=True, text=True)
+    assert "3 photos, face found in 2" in result.stdout and "confusion matrix" in result.stdout
+    report = json.loads(out.read_text())
+    assert (report["photos"], report["no_face"]) == (3, 1)
+    assert set(report["per_class_accuracy"]) == set(LABELS)
+
+
+def test_a_run_scores_its_photos_each_epoch_and_selects_on_both(photo_folder: Path, tmp_path: Path) -> None:
+    train = write_ferplus_folder(tmp_path / "train", LABELS, per_class=24)
+    val = write_ferplus_folder(tmp_path / "val", LABELS, 6, seed=1)
+    config = TrainConfig(
+        architecture="shufflenet_v2",
+        train_data=str(train),
+        val_data=str(val),
+        out=str(tmp_path / "run"),
+        labels=list(LABELS),
+        epochs=2,
+        batch_size=8,
+        input_size=32,
+        threads=1,
+        logit_adjust=1.0,
+        photo_augment=True,
+        photo_val=str(photo_folder),
+    )
+    best = run_training(config, log=lambda *_: None)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        assert 0.0 <= record["photo_accuracy"] <= 2 / 3  # at most the two found faces are right
+        assert record["selection_score"] == pytest.approx((record["val_accuracy"] + record["photo_accuracy"]) / 2)
+    chosen = max(records, key=lambda r: r["selection_score"])
+    saved = json.loads((best / "config.json").read_text())["training"]
+    assert saved["best_epoch"] == chosen["epoch"] and saved["photo_accuracy"] == chosen["photo_accuracy"]
+    assert saved["logit_adjust"] == 1.0 and saved["photo_augment"] is True
+    assert load_classifier(best).labels == LABELS
