@@ -54,17 +54,11 @@ class _ShuffleNetWriter:
     def __init__(self, writer: GraphWriter) -> None:
         self.w = writer
         self.s = writer.schema
-        self.shapes: dict[int, tuple[int, ...]] = {}
-
-    def new(self, shape: tuple[int, ...], name: str) -> int:
-        index = self.w.tensor(shape, name)
-        self.shapes[index] = shape
-        return index
 
     def pad(self, x: int, name: str) -> int:
-        n, h, w, c = self.shapes[x]
+        n, h, w, c = self.w.shapes[x]
         paddings = self.w.tensor((4, 2), f"{name}/paddings", np.array([[0, 0], [1, 1], [1, 1], [0, 0]]), "int32")
-        out = self.new((n, h + 2, w + 2, c), f"{name}/padded")
+        out = self.w.tensor((n, h + 2, w + 2, c), f"{name}/padded")
         self.w.operator(
             self.s.BuiltinOperator.PAD, [x, paddings], [out], self.s.BuiltinOptions.PadOptions, self.s.PadOptionsT()
         )
@@ -78,9 +72,9 @@ class _ShuffleNetWriter:
             x, padding = self.pad(x, name), s.Padding.VALID
         else:
             padding = s.Padding.SAME  # 1x1, or 3x3 stride 1 with padding 1: both sides alike
-        n, h, w, _ = self.shapes[x]
+        n, h, w, _ = self.w.shapes[x]
         size = (h - kernel) // stride + 1 if padding == s.Padding.VALID else (h + stride - 1) // stride
-        out = self.new((n, size, size, conv.out_channels), name)
+        out = self.w.tensor((n, size, size, conv.out_channels), name)
         bias_index = self.w.tensor((conv.out_channels,), f"{name}/bias", bias)
         activation = s.ActivationFunctionType.RELU if relu else s.ActivationFunctionType.NONE
         if conv.groups > 1:  # depthwise: weights (1, kh, kw, channels)
@@ -104,8 +98,8 @@ class _ShuffleNetWriter:
     def max_pool(self, x: int, name: str) -> int:
         s = self.s
         x = self.pad(x, name)  # zeros: the input is a ReLU output, so zero padding acts as -inf
-        n, h, w, c = self.shapes[x]
-        out = self.new((n, (h - 3) // 2 + 1, (w - 3) // 2 + 1, c), name)
+        n, h, w, c = self.w.shapes[x]
+        out = self.w.tensor((n, (h - 3) // 2 + 1, (w - 3) // 2 + 1, c), name)
         options = s.Pool2DOptionsT()
         options.padding, options.strideH, options.strideW = s.Padding.VALID, 2, 2
         options.filterHeight = options.filterWidth = 3
@@ -119,8 +113,8 @@ class _ShuffleNetWriter:
             groups = [pieces[i : i + MAX_CONCAT_INPUTS] for i in range(0, len(pieces), MAX_CONCAT_INPUTS)]
             pieces = [self.concat(group, f"{name}/{index}") for index, group in enumerate(groups)]
             return self.concat(pieces, name)
-        n, h, w, _ = self.shapes[pieces[0]]
-        out = self.new((n, h, w, sum(self.shapes[p][3] for p in pieces)), name)
+        n, h, w, _ = self.w.shapes[pieces[0]]
+        out = self.w.tensor((n, h, w, sum(self.w.shapes[p][3] for p in pieces)), name)
         options = self.s.ConcatenationOptionsT()
         options.axis = 3
         self.w.operator(
@@ -131,12 +125,12 @@ class _ShuffleNetWriter:
     def split(self, x: int, sizes: tuple[int, ...], name: str) -> list[int]:
         if len(sizes) == 1:
             return [x]
-        n, h, w, _ = self.shapes[x]
+        n, h, w, _ = self.w.shapes[x]
         pieces, start = [], 0
         for index, size in enumerate(sizes):
             begin = self.w.tensor((4,), f"{name}/{index}/begin", np.array([0, 0, 0, start]), "int32")
             extent = self.w.tensor((4,), f"{name}/{index}/size", np.array([n, h, w, size]), "int32")
-            out = self.new((n, h, w, size), f"{name}/{index}")
+            out = self.w.tensor((n, h, w, size), f"{name}/{index}")
             self.w.operator(
                 self.s.BuiltinOperator.SLICE,
                 [x, begin, extent],
@@ -152,15 +146,15 @@ class _ShuffleNetWriter:
         s = self.s
         fc = next(layer for layer in fc.modules() if isinstance(layer, nn.Linear))  # the student's fc has dropout
         x = self.conv(x, conv5[0], conv5[1], True, "conv5")
-        n, _, _, c = self.shapes[x]
+        n, _, _, c = self.w.shapes[x]
         axes = self.w.tensor((2,), "pool/axes", np.array([1, 2]), "int32")
-        pooled = self.new((n, c), "pool")
+        pooled = self.w.tensor((n, c), "pool")
         self.w.operator(
             s.BuiltinOperator.MEAN, [x, axes], [pooled], s.BuiltinOptions.ReducerOptions, s.ReducerOptionsT()
         )
         weight = self.w.tensor((fc.out_features, fc.in_features), "fc/weights", fc.weight.detach().numpy())
         bias = self.w.tensor((fc.out_features,), "fc/bias", fc.bias.detach().numpy())
-        out = self.new((n, fc.out_features), OUTPUT_NAME)
+        out = self.w.tensor((n, fc.out_features), OUTPUT_NAME)
         self.w.operator(
             s.BuiltinOperator.FULLY_CONNECTED,
             [pooled, weight, bias],
@@ -189,7 +183,7 @@ def tflite_float_graph(model: nn.Module, input_size: int, batch: int = 1) -> byt
     net = routed.model
     emit = _ShuffleNetWriter(GraphWriter(schema()))
     with torch.no_grad():
-        faces = emit.new((batch, input_size, input_size, 1), INPUT_NAME)
+        faces = emit.w.tensor((batch, input_size, input_size, 1), INPUT_NAME)
         x = emit.conv(faces, net.conv1[0], net.conv1[1], True, "conv1")
         tensors = [emit.max_pool(x, "maxpool")]
         for number, (block, plan) in enumerate(zip(routed.blocks, routed.plans)):

@@ -36,6 +36,7 @@ class GraphWriter:
     buffers: list = field(default_factory=list)
     operators: list = field(default_factory=list)
     opcodes: dict[int, int] = field(default_factory=dict)
+    shapes: dict[int, tuple[int, ...]] = field(default_factory=dict)  # tensor index -> shape, for the next layer
 
     def __post_init__(self) -> None:
         self.buffers.append(self.schema.BufferT())  # buffer 0 is the empty buffer by convention
@@ -52,6 +53,7 @@ class GraphWriter:
             self.buffers.append(buffer)
             entry.buffer = len(self.buffers) - 1
         self.tensors.append(entry)
+        self.shapes[len(self.tensors) - 1] = tuple(shape)
         return len(self.tensors) - 1
 
     def operator(self, code: int, inputs: list[int], outputs: list[int], kind: int = 0, options: object = None) -> None:

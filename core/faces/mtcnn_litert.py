@@ -33,19 +33,13 @@ class _NetWriter:
         self.w = GraphWriter(schema())
         self.s = self.w.schema
         self.arrays = iter(arrays)
-        self.shapes: dict[int, tuple[int, ...]] = {}
-
-    def new(self, shape: tuple[int, ...], name: str) -> int:
-        index = self.w.tensor(shape, name)
-        self.shapes[index] = shape
-        return index
 
     def conv(self, x: int, name: str) -> int:
         s = self.s
         kernel, bias = next(self.arrays), next(self.arrays)  # (kh, kw, in, out), (out,); no padding, stride 1
         height, width, _, channels = kernel.shape
-        batch, rows, cols, _ = self.shapes[x]
-        out = self.new((batch, rows - height + 1, cols - width + 1, channels), name)
+        batch, rows, cols, _ = self.w.shapes[x]
+        out = self.w.tensor((batch, rows - height + 1, cols - width + 1, channels), name)
         filters = self.w.tensor((channels, height, width, kernel.shape[2]), f"{name}/w", kernel.transpose(3, 0, 1, 2))
         options = s.Conv2DOptionsT()
         options.padding, options.strideH, options.strideW = s.Padding.VALID, 1, 1
@@ -55,20 +49,20 @@ class _NetWriter:
 
     def prelu(self, x: int, name: str) -> int:
         slope = next(self.arrays).reshape(-1)
-        slope = slope.reshape(1, 1, -1) if len(self.shapes[x]) == 4 else slope
-        out = self.new(self.shapes[x], name)
+        slope = slope.reshape(1, 1, -1) if len(self.w.shapes[x]) == 4 else slope
+        out = self.w.tensor(self.w.shapes[x], name)
         self.w.operator(self.s.BuiltinOperator.PRELU, [x, self.w.tensor(slope.shape, f"{name}/slope", slope)], [out])
         return out
 
     def pool(self, x: int, size: int, same: bool, name: str) -> int:
         """Max pooling, stride 2; ``same`` pads after only, as TensorFlow (and the weights' training) did."""
         s = self.s
-        batch, rows, cols, channels = self.shapes[x]
+        batch, rows, cols, channels = self.w.shapes[x]
         if same:
             rows, cols = -(-rows // 2), -(-cols // 2)
         else:
             rows, cols = (rows - size) // 2 + 1, (cols - size) // 2 + 1
-        out = self.new((batch, rows, cols, channels), name)
+        out = self.w.tensor((batch, rows, cols, channels), name)
         options = s.Pool2DOptionsT()
         options.padding = s.Padding.SAME if same else s.Padding.VALID
         options.strideH = options.strideW = 2
@@ -78,9 +72,9 @@ class _NetWriter:
 
     def flatten(self, x: int, name: str) -> int:
         s = self.s
-        batch, *rest = self.shapes[x]
+        batch, *rest = self.w.shapes[x]
         shape = (batch, int(np.prod(rest)))
-        out = self.new(shape, name)
+        out = self.w.tensor(shape, name)
         options = s.ReshapeOptionsT()
         options.newShape = list(shape)
         target = self.w.tensor((2,), f"{name}/shape", np.array(shape), "int32")
@@ -98,7 +92,7 @@ class _NetWriter:
         if grid is not None:
             rows, cols = grid
             kernel = kernel.reshape(cols, rows, -1, kernel.shape[1]).transpose(1, 0, 2, 3).reshape(kernel.shape)
-        out = self.new((self.shapes[x][0], kernel.shape[1]), name)
+        out = self.w.tensor((self.w.shapes[x][0], kernel.shape[1]), name)
         weights = self.w.tensor(kernel.T.shape, f"{name}/w", kernel.T)
         biases = self.w.tensor(bias.shape, f"{name}/b", bias)
         self.w.operator(
@@ -112,7 +106,7 @@ class _NetWriter:
 
     def softmax(self, x: int, name: str) -> int:
         s = self.s
-        out = self.new(self.shapes[x], name)
+        out = self.w.tensor(self.w.shapes[x], name)
         options = s.SoftmaxOptionsT()
         options.beta = 1.0
         self.w.operator(s.BuiltinOperator.SOFTMAX, [x], [out], s.BuiltinOptions.SoftmaxOptions, options)
@@ -125,7 +119,7 @@ class _NetWriter:
 def pnet_graph(arrays: list[np.ndarray], height: int, width: int) -> bytes:
     """P-Net on one (height, width) level in [-1, 1]: box regression (4) and face softmax (2) per 12 px cell."""
     emit = _NetWriter(arrays)
-    image = emit.new((1, height, width, 3), "image")
+    image = emit.w.tensor((1, height, width, 3), "image")
     x = emit.pool(emit.prelu(emit.conv(image, "conv1"), "prelu1"), 2, False, "pool1")
     x = emit.prelu(emit.conv(emit.prelu(emit.conv(x, "conv2"), "prelu2"), "conv3"), "prelu3")
     regression = emit.conv(x, "regression")
@@ -136,7 +130,7 @@ def pnet_graph(arrays: list[np.ndarray], height: int, width: int) -> bytes:
 def rnet_graph(arrays: list[np.ndarray], batch: int) -> bytes:
     """R-Net on ``batch`` 24x24 crops: box regression (4) and face softmax (2) per crop."""
     emit = _NetWriter(arrays)
-    image = emit.new((batch, 24, 24, 3), "image")
+    image = emit.w.tensor((batch, 24, 24, 3), "image")
     x = emit.pool(emit.prelu(emit.conv(image, "conv1"), "prelu1"), 3, True, "pool1")  # 22 -> 11
     x = emit.pool(emit.prelu(emit.conv(x, "conv2"), "prelu2"), 3, False, "pool2")  # 9 -> 4
     x = emit.flatten(emit.prelu(emit.conv(x, "conv3"), "prelu3"), "flatten")  # 3x3x64
@@ -149,7 +143,7 @@ def rnet_graph(arrays: list[np.ndarray], batch: int) -> bytes:
 def onet_graph(arrays: list[np.ndarray], batch: int) -> bytes:
     """O-Net on ``batch`` 48x48 crops: box regression (4), five landmarks (10) and face softmax (2) per crop."""
     emit = _NetWriter(arrays)
-    image = emit.new((batch, 48, 48, 3), "image")
+    image = emit.w.tensor((batch, 48, 48, 3), "image")
     x = emit.pool(emit.prelu(emit.conv(image, "conv1"), "prelu1"), 3, True, "pool1")  # 46 -> 23
     x = emit.pool(emit.prelu(emit.conv(x, "conv2"), "prelu2"), 3, False, "pool2")  # 21 -> 10
     x = emit.pool(emit.prelu(emit.conv(x, "conv3"), "prelu3"), 2, False, "pool3")  # 8 -> 4
