@@ -12,6 +12,7 @@ from core.figures import confusion_figure
 from core.labels import default_labels
 
 from .averaging import checkpoint_label
+from .cross_dataset import kept_section
 from .recipes import GRID_ALPHAS, GRID_TEMPERATURES, SHIPPED_STUDENT_RUN
 
 __all__ = ["write_report"]
@@ -37,6 +38,9 @@ def write_report(results: Results, out: Path, val_data: str, command: str) -> Pa
         _table_iv(results, labels, out),
         _training_cost(results),
     ]
+    kept = kept_section(out / "RESULTS.md")  # the cross-dataset table (tsnet report --photos) stays
+    if kept:
+        sections.append(kept)
     lines: list[str] = []
     for section in sections:
         lines += ([""] if lines else []) + section

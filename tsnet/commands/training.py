@@ -130,6 +130,29 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    command = "tsnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if not args.runs and not args.photos:
+        raise ValueError(
+            "tsnet report needs --runs DIR (the FER+ tables), --photos DIR (the cross-dataset table), or both"
+        )
+    if args.runs:
+        _report_runs(args, command)
+    if args.photos:
+        from retrain.training.cross_dataset import evaluate_cross_dataset, write_cross_dataset
+
+        models = dict(_named_model(text) for text in (args.model or ["teacher=teacher", "student=student"]))
+        results = evaluate_cross_dataset(models, args.valid, args.photos)
+        print(f"wrote {write_cross_dataset(results, Path(args.out), command)} (cross-dataset section)")
+    return 0
+
+
+def _named_model(text: str) -> tuple[str, str | Path]:
+    """``NAME=WEIGHTS`` (or a bare student / teacher / folder, named after itself) for ``tsnet report --model``."""
+    name, _, source = text.partition("=")
+    return (name, resolve_model(source)) if source else (Path(text).name, resolve_model(text))
+
+
+def _report_runs(args: argparse.Namespace, command: str) -> None:
     from retrain.training import evaluate_runs, experiment_plan, train_missing, write_report
 
     runs = Path(args.runs)
@@ -141,9 +164,7 @@ def _report(args: argparse.Namespace) -> int:
     results = evaluate_runs(runs, args.valid, plan)
     if not results:
         raise ValueError(f"no finished runs under {runs}; pass --train --train-data DIR to create them")
-    command = "tsnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     print(f"wrote {write_report(results, Path(args.out), args.valid, command)}")
-    return 0
 
 
 def _average(args: argparse.Namespace) -> int:
@@ -200,8 +221,20 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
 
 
 def _configure_report(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", required=True, help="folder of run folders (teacher, student-s0, distill-s0, ...)")
+    parser.add_argument("--runs", help="folder of run folders (teacher, student-s0, distill-s0, ...): the FER+ tables")
     parser.add_argument("--valid", required=True, help="FER2013Valid folder (majority rule)")
+    parser.add_argument(
+        "--photos",
+        metavar="DIR",
+        help="photo folder with labels.csv (e.g. taiwanese-dev): add the cross-dataset table, FER2013Valid beside"
+        " the photo pipeline per class, for each --model",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME=WEIGHTS",
+        help="a model of the cross-dataset table (repeatable; default: teacher=teacher student=student)",
+    )
     parser.add_argument("--out", default="docs", help="where RESULTS.md and figures/ go (default: %(default)s)")
     parser.add_argument("--train", action="store_true", help="train the missing runs first (recipes.py)")
     parser.add_argument("--train-data", help="FER2013Train folder, for --train")

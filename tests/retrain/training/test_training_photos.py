@@ -97,3 +97,34 @@ def test_a_run_scores_its_photos_each_epoch_and_selects_on_both(photo_folder: Pa
     assert saved["best_epoch"] == chosen["epoch"] and saved["photo_accuracy"] == chosen["photo_accuracy"]
     assert saved["logit_adjust"] == 1.0 and saved["photo_augment"] is True
     assert load_classifier(best).labels == LABELS
+
+
+def test_report_photos_writes_a_kept_cross_dataset_section(photo_folder: Path, tmp_path: Path) -> None:
+    val = write_ferplus_folder(tmp_path / "val", LABELS, 4, seed=2)
+    first = tiny_weights(tmp_path / "a", "shufflenet_v2", seed=3)
+    second = tiny_weights(tmp_path / "b", "eff_resnet18", seed=4)
+    out = tmp_path / "docs"
+    out.mkdir()
+    (out / "RESULTS.md").write_text("# Results\n\n## Table II\n\nkept text\n")
+    command = ["report", "--valid", str(val), "--photos", str(photo_folder), "--out", str(out)]
+    command += ["--model", f"small={first}", "--model", f"large={second}"]
+    for _ in range(2):  # a second run replaces its section, not appends another
+        subprocess.run([sys.executable, "-m", "tsnet", *command], check=True, capture_output=True, text=True)
+    text = (out / "RESULTS.md").read_text()
+    assert "kept text" in text and text.count("## Cross-dataset") == 1
+    assert "| small |" in text and "| large |" in text
+    figures = json.loads((out / "cross_dataset.json").read_text())
+    assert set(figures["models"]) == {"small", "large"}
+    assert figures["models"]["small"]["photos"]["photos"] == 3
+    assert figures["models"]["small"]["valid"]["samples"] == 12
+
+
+def test_regenerating_the_fer_tables_keeps_the_cross_dataset_section(tmp_path: Path) -> None:
+    from retrain.training import write_report
+    from retrain.training.cross_dataset import SECTION_END, SECTION_START
+
+    section = f"{SECTION_START}\n## Cross-dataset: measured earlier\n\n| a | b |\n{SECTION_END}"
+    (tmp_path / "RESULTS.md").write_text(f"# Old\n\n{section}\n")
+    write_report({}, tmp_path, "FER2013Valid", "tsnet report ...")
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "# Old" not in text and section in text and "## Table II" in text
