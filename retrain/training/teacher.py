@@ -21,14 +21,20 @@ TEACHER_CACHE_NAME = "teacher_logits.pt"  # in the run folder, with --teacher-ca
 
 
 class TeacherTargets:
-    """Teacher logits for a batch: computed online on the augmented batch, or cached once on clean images."""
+    """Teacher logits for a batch: computed online on the augmented batch, or cached once on clean images.
+
+    ``config.teacher`` may name several teachers, comma-separated: their logits are averaged (an ensemble is a
+    better teacher than either of its members when they err differently)."""
 
     def __init__(
         self, config: TrainConfig, train: Dataset, run_dir: Path, save_cache: bool = True, progress: bool = False
     ) -> None:
-        self.teacher: Classifier = load_classifier(DataLayout.from_env().resolve_model(config.teacher))
-        if list(self.teacher.labels) != list(config.labels):
-            raise ValueError(f"teacher labels {self.teacher.labels} differ from the run's {config.labels}")
+        layout = DataLayout.from_env()
+        names = [name.strip() for name in str(config.teacher).split(",") if name.strip()]
+        self.teachers: list[Classifier] = [load_classifier(layout.resolve_model(name)) for name in names]
+        for teacher in self.teachers:
+            if list(teacher.labels) != list(config.labels):
+                raise ValueError(f"teacher labels {teacher.labels} differ from the run's {config.labels}")
         self.config = config
         self.cache: torch.Tensor | None = None
         if config.teacher_cache:
@@ -43,21 +49,27 @@ class TeacherTargets:
 
     @torch.inference_mode()
     def _clean_logits(self, images: torch.Tensor, progress: bool) -> torch.Tensor:
-        cfg = self.teacher.config
         chunks = []
         for start in tqdm(range(0, len(images), 256), desc="teacher logits", leave=False, disable=not progress):
-            batch = preprocess_batch(images[start : start + 256], cfg.input_size, cfg.mean, cfg.std)
-            chunks.append(self.teacher.predict_logits(batch, flip_average=True))
+            logits = []
+            for teacher in self.teachers:
+                cfg = teacher.config
+                batch = preprocess_batch(images[start : start + 256], cfg.input_size, cfg.mean, cfg.std)
+                logits.append(teacher.predict_logits(batch, flip_average=True))
+            chunks.append(torch.stack(logits).mean(dim=0))
         return torch.cat(chunks)
 
     @torch.inference_mode()
     def __call__(self, indices: torch.Tensor, student_batch: torch.Tensor) -> torch.Tensor:
         if self.cache is not None:
             return self.cache[indices]
-        student_batch = student_batch.float().cpu()
-        cfg = self.teacher.config
-        batch = student_batch * INPUT_STD + INPUT_MEAN  # back to [0, 1], then the teacher's own normalisation
-        if cfg.input_size != batch.shape[-1]:
-            size = (cfg.input_size, cfg.input_size)
-            batch = nn.functional.interpolate(batch, size=size, mode="bilinear", align_corners=False)
-        return self.teacher.model((batch - cfg.mean) / cfg.std)
+        unit = student_batch.float().cpu() * INPUT_STD + INPUT_MEAN  # back to [0, 1], then each teacher's own
+        logits = []
+        for teacher in self.teachers:
+            cfg = teacher.config
+            batch = unit
+            if cfg.input_size != batch.shape[-1]:
+                size = (cfg.input_size, cfg.input_size)
+                batch = nn.functional.interpolate(batch, size=size, mode="bilinear", align_corners=False)
+            logits.append(teacher.model((batch - cfg.mean) / cfg.std))
+        return torch.stack(logits).mean(dim=0)

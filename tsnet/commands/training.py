@@ -80,7 +80,11 @@ def _add_training_arguments(parser: argparse.ArgumentParser, command: str) -> No
     parser.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     parser.add_argument("--full-precision", dest="half_weights", action="store_false", help="save float32 weights")
     if command == "distill":
-        parser.add_argument("--teacher", required=True, help="teacher weights folder, or 'teacher' for the shipped one")
+        parser.add_argument(
+            "--teacher",
+            required=True,
+            help="teacher weights folder, or 'teacher' for the shipped one; several, comma-separated, are averaged",
+        )
         parser.add_argument("--temperature", "-T", type=float, default=defaults["temperature"])
         parser.add_argument("--alpha", type=float, default=defaults["alpha"])
         parser.add_argument("--teacher-cache", action="store_true", help="compute teacher logits once on clean faces")

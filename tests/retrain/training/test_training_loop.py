@@ -10,6 +10,7 @@ from core import load_classifier
 from core.labels import PAPER_LABELS
 from retrain.training import TrainConfig, run_training
 from tests._core_fixtures import write_ferplus_folder
+from tests._retrain_fixtures import tiny_weights
 
 LABELS = ("happy", "sad", "neutral")
 
@@ -88,6 +89,25 @@ def test_distillation_from_a_teacher_with_cached_logits(tiny_data, tmp_path):
         record = _log(out)[0]
         assert {"train_kd_loss", "train_task_loss"} <= set(record)
         assert load_classifier(out / "best").config.training["teacher"] == str(teacher)
+
+
+def test_two_teachers_teach_their_averaged_logits(tiny_data, tmp_path):
+    from core.data import preprocess_batch
+    from retrain.training.data import load_dataset
+
+    teachers = [tiny_weights(tmp_path / name, "eff_resnet18", seed) for name, seed in (("a", 1), ("b", 2))]
+    out = tmp_path / "ensemble"
+    config = _config(tiny_data, out, teacher=",".join(map(str, teachers)), teacher_cache=True, epochs=1)
+    run_training(config, log=lambda *_: None)
+    cached = torch.load(out / "teacher_logits.pt")
+    train = load_dataset(config.train_data, list(LABELS), config.target_mode)
+    each = []
+    for folder in teachers:
+        teacher = load_classifier(folder)
+        batch = preprocess_batch(train.images, teacher.config.input_size, teacher.config.mean, teacher.config.std)
+        each.append(teacher.predict_logits(batch, flip_average=True))
+    assert torch.allclose(cached, (each[0] + each[1]) / 2, atol=1e-4)
+    assert not torch.allclose(cached, each[0], atol=1e-2)
 
 
 def test_soft_targets_mode_trains(tiny_data, tmp_path):
