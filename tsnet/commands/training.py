@@ -178,6 +178,16 @@ def _average(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rebalance(args: argparse.Namespace) -> int:
+    from core.weights import read_config
+    from retrain.training.rebalance import class_prior, rebalance_weights
+
+    source = resolve_model(args.model)
+    prior = class_prior(args.train_data, list(read_config(source).labels))
+    print(f"wrote {rebalance_weights(source, args.out, args.tau, prior)} (tau {args.tau:g})")
+    return 0
+
+
 def _train_bench(args: argparse.Namespace) -> int:
     from retrain.training import training_throughput
 
@@ -254,6 +264,14 @@ def _configure_average(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=_average)
 
 
+def _configure_rebalance(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="student", help="student, teacher or a weights folder (default: student)")
+    parser.add_argument("--train-data", required=True, help="the folder the model was trained on (its class prior)")
+    parser.add_argument("--tau", type=float, required=True, help="0: unchanged; 1: the class-balanced posterior")
+    parser.add_argument("--out", required=True, help="weights folder to write")
+    parser.set_defaults(handler=_rebalance)
+
+
 def _configure_train_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", nargs="+", default=["eff_resnet18", "shufflenet_v2"])
     parser.add_argument("--input-size", type=int, default=64)
@@ -280,6 +298,8 @@ def register(subparsers: Any) -> None:
     )
     text = "uniform weight average of checkpoints of one model (a run's best and last epochs, a warm restart)"
     subparsers.add_command("average", _configure_average, help=text, description=text)
+    text = "post-hoc logit adjustment: take tau x log(class prior) off the classifier's bias (rare classes recalled)"
+    subparsers.add_command("rebalance", _configure_rebalance, help=text, description=text)
     subparsers.add_command(
         "train-bench", _configure_train_bench, help="training images/s per model, thread count and memory format"
     )
