@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 
@@ -65,3 +66,12 @@ def set_rule(monkeypatch: pytest.MonkeyPatch, promote: bool) -> None:
 def served_classifier(name: str) -> Classifier:
     """What the CLI and the app serve for ``name``: the promoted version, else the shipped weights."""
     return load_classifier(DataLayout.from_env().weights_folder(name))
+
+
+def write_photo_table(root: Path, rows: list[dict[str, str]]) -> Path:
+    """``root/labels.csv`` (path,label,subject,raters_agree) as ``../shared/data/taiwanese-dev`` lays it out."""
+    with open(root / "labels.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "subject", "raters_agree"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root

@@ -3,7 +3,6 @@ one job, and the unseen people scored through the photo pipeline; tiny generated
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from core.faces.canvas import ASTRONAUT_FACE_BOX
-from tests._retrain_fixtures import LABELS, configure
+from tests._retrain_fixtures import LABELS, configure, write_photo_table
 from tsnet.cli import main
 
 
@@ -32,11 +31,7 @@ def _domain_folder(root: Path, people: int = 6) -> Path:
                 (root / label).mkdir(parents=True, exist_ok=True)
                 photo.save(root / path, quality=90)
                 rows.append({"path": str(path), "label": label, "subject": f"P{person}", "raters_agree": "1"})
-    with open(root / "labels.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["path", "label", "subject", "raters_agree"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return root
+    return write_photo_table(root, rows)
 
 
 def test_bench_reports_unseen_people_and_the_benchmark_before_and_after(

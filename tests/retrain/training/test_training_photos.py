@@ -3,7 +3,6 @@ per-epoch ``--photo-val``; a photo whose face is not found counts as wrong, as i
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -17,8 +16,8 @@ from core import load_classifier
 from core.faces.canvas import ASTRONAUT_FACE_BOX
 from retrain.training import TrainConfig, run_training
 from retrain.training.photos import evaluate_photos, load_photo_set
-from tests._core_fixtures import write_ferplus_folder
-from tests._retrain_fixtures import LABELS, tiny_weights
+from tests._core_fixtures import tiny_training_settings, write_ferplus_folder
+from tests._retrain_fixtures import LABELS, tiny_weights, write_photo_table
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +39,7 @@ def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "sad").mkdir()
     Image.fromarray(np.full((240, 200, 3), 128, dtype=np.uint8)).save(root / "sad" / "wall.jpg")
     rows.append({"path": "sad/wall.jpg", "label": "sad", "subject": "S09", "raters_agree": "1"})
-    with open(root / "labels.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["path", "label", "subject", "raters_agree"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return root
+    return write_photo_table(root, rows)
 
 
 def test_only_agreed_photos_of_known_classes_are_scored_and_a_missed_face_counts_wrong(
@@ -71,21 +66,14 @@ def test_evaluate_photos_from_the_command_line(photo_folder: Path, tmp_path: Pat
 
 
 def test_a_run_scores_its_photos_each_epoch_and_selects_on_both(photo_folder: Path, tmp_path: Path) -> None:
-    train = write_ferplus_folder(tmp_path / "train", LABELS, per_class=24)
-    val = write_ferplus_folder(tmp_path / "val", LABELS, 6, seed=1)
     config = TrainConfig(
         architecture="shufflenet_v2",
-        train_data=str(train),
-        val_data=str(val),
         out=str(tmp_path / "run"),
-        labels=list(LABELS),
         epochs=2,
-        batch_size=8,
-        input_size=32,
-        threads=1,
         logit_adjust=1.0,
         photo_augment=True,
         photo_val=str(photo_folder),
+        **tiny_training_settings(tmp_path, LABELS, train_per_class=24, val_per_class=6),
     )
     best = run_training(config, log=lambda *_: None)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
