@@ -65,8 +65,11 @@ def photo_crops(photos: Sequence[DomainPhoto]) -> list[Image.Image | None]:
     detector = FaceDetector()
     crops: list[Image.Image | None] = []
     for photo in photos:
-        with Image.open(photo.path) as image:
-            faces = detector.detect(image.convert("RGB"))
+        try:
+            with Image.open(photo.path) as image:
+                faces = detector.detect(image.convert("RGB"))
+        except (OSError, ValueError) as error:  # missing, truncated or not an image: say which row of labels.csv
+            raise ValueError(f"labels.csv lists {photo.path}, which cannot be read as a photo ({error})") from error
         crops.append(faces[0].aligned_crop if faces else None)
     return crops
 

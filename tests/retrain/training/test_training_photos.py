@@ -116,3 +116,12 @@ def test_regenerating_the_fer_tables_keeps_the_cross_dataset_section(tmp_path: P
     write_report({}, tmp_path, "FER2013Valid", "tsnet report ...")
     text = (tmp_path / "RESULTS.md").read_text()
     assert "# Old" not in text and section in text and "## Table II" in text
+
+
+def test_a_listed_photo_that_cannot_be_read_is_named(photo_folder: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    (broken / "happy").mkdir(parents=True)
+    (broken / "happy" / "cut.jpg").write_bytes((photo_folder / "happy" / "S00.jpg").read_bytes()[:200])
+    write_photo_table(broken, [{"path": "happy/cut.jpg", "label": "happy", "subject": "S1", "raters_agree": "1"}])
+    with pytest.raises(ValueError, match="cut.jpg, which cannot be read as a photo"):
+        load_photo_set(broken, list(LABELS))
