@@ -152,17 +152,7 @@ class _ShuffleNetWriter:
         self.w.operator(
             s.BuiltinOperator.MEAN, [x, axes], [pooled], s.BuiltinOptions.ReducerOptions, s.ReducerOptionsT()
         )
-        weight = self.w.tensor((fc.out_features, fc.in_features), "fc/weights", fc.weight.detach().numpy())
-        bias = self.w.tensor((fc.out_features,), "fc/bias", fc.bias.detach().numpy())
-        out = self.w.tensor((n, fc.out_features), OUTPUT_NAME)
-        self.w.operator(
-            s.BuiltinOperator.FULLY_CONNECTED,
-            [pooled, weight, bias],
-            [out],
-            s.BuiltinOptions.FullyConnectedOptions,
-            s.FullyConnectedOptionsT(),
-        )
-        return out
+        return self.w.fully_connected(pooled, fc.weight.detach().numpy(), fc.bias.detach().numpy(), "fc", OUTPUT_NAME)
 
 
 def is_exportable(model: nn.Module) -> bool:

@@ -66,6 +66,21 @@ class GraphWriter:
         entry.builtinOptionsType, entry.builtinOptions = kind, options
         self.operators.append(entry)
 
+    def fully_connected(self, x: int, weight: np.ndarray, bias: np.ndarray, name: str, out_name: str = "") -> int:
+        """``x @ weight.T + bias`` for a (batch, in) input and a (out, in) weight; returns the (batch, out) output."""
+        s = self.schema
+        out = self.tensor((self.shapes[x][0], weight.shape[0]), out_name or name)
+        weights = self.tensor(weight.shape, f"{name}/weights", weight)
+        biases = self.tensor(bias.shape, f"{name}/bias", bias)
+        self.operator(
+            s.BuiltinOperator.FULLY_CONNECTED,
+            [x, weights, biases],
+            [out],
+            s.BuiltinOptions.FullyConnectedOptions,
+            s.FullyConnectedOptionsT(),
+        )
+        return out
+
     def serialize(
         self, inputs: list[int], outputs: list[int], description: str = "T-SNet student (core.tflite_export)"
     ) -> bytes:

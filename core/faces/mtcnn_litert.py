@@ -87,22 +87,11 @@ class _NetWriter:
         The Keras models flattened width-major features (a ``Permute((2, 1, 3))`` before ``Flatten``): their
         rows are reordered here so the plain NHWC flatten feeds them the same values.
         """
-        s = self.s
         kernel, bias = next(self.arrays), next(self.arrays)  # (in, out), (out,)
         if grid is not None:
             rows, cols = grid
             kernel = kernel.reshape(cols, rows, -1, kernel.shape[1]).transpose(1, 0, 2, 3).reshape(kernel.shape)
-        out = self.w.tensor((self.w.shapes[x][0], kernel.shape[1]), name)
-        weights = self.w.tensor(kernel.T.shape, f"{name}/w", kernel.T)
-        biases = self.w.tensor(bias.shape, f"{name}/b", bias)
-        self.w.operator(
-            s.BuiltinOperator.FULLY_CONNECTED,
-            [x, weights, biases],
-            [out],
-            s.BuiltinOptions.FullyConnectedOptions,
-            s.FullyConnectedOptionsT(),
-        )
-        return out
+        return self.w.fully_connected(x, kernel.T, bias, name)
 
     def softmax(self, x: int, name: str) -> int:
         s = self.s
