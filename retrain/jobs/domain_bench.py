@@ -30,7 +30,7 @@ from labeling.faces import store_face_finder
 from ..layout import DataLayout
 from ..registry import ModelRegistry
 from ..settings import DEFAULT_SHARED_FERPLUS, RetrainSettings
-from ..training.photos import DomainPhoto, photo_crops, read_domain_photos
+from ..training.photos import DomainPhoto, evaluate_photos, photo_set, read_domain_photos
 from .bench import timed_job
 from .datasets import benchmark_set
 from .promotion import BASE_BENCHMARK, format_comparison
@@ -60,13 +60,6 @@ def _import_people(store: AnnotationStore, photos: Sequence[DomainPhoto], scratc
     return {"photos": len(photos), "faces": report.faces, "no_face": report.no_face, "seconds": report.seconds}
 
 
-def _photo_accuracy(classifier: Classifier, crops: Sequence[Any], labels: Sequence[str]) -> float:
-    found = [i for i, crop in enumerate(crops) if crop is not None]
-    predictions = classifier.predict_crops([crops[i] for i in found]).argmax(axis=1) if found else []
-    right = sum(classifier.labels[p] == labels[i] for p, i in zip(predictions, found))
-    return right / max(len(crops), 1)
-
-
 def _benchmark(outcome: dict[str, Any], models: tuple[Classifier, Classifier | None], labels: list[str]) -> dict:
     """The job's own benchmark row when it ran one; else the bench measures FER2013Valid itself when it can."""
     row = (outcome.get("comparison") or {}).get(BASE_BENCHMARK)
@@ -91,7 +84,7 @@ def run_domain_bench(
     photos = read_domain_photos(Path(data), labels)
     store_subjects, unseen_subjects = split_people(photos, store_people, seed)
     unseen = [p for p in photos if p.subject in unseen_subjects and p.raters_agree]
-    crops = photo_crops(unseen)
+    unseen_faces = photo_set(unseen, labels, str(data))
     before_model = Classifier(*load_weights(base["student"]), source=str(base["student"]))
     with tempfile.TemporaryDirectory(prefix="tsnet-domain-bench-") as temporary:
         home = Path(temporary) / "home"
@@ -107,8 +100,7 @@ def run_domain_bench(
         if outcome.get("version"):
             folder = ModelRegistry(home).weights_folder(outcome["version"], "student")
             after_model = Classifier(*load_weights(folder), source=str(folder))
-        truth = [p.label for p in unseen]
-        unseen_after = _photo_accuracy(after_model, crops, truth) if after_model is not None else None
+        unseen_after = evaluate_photos(after_model, unseen_faces)["accuracy"] if after_model is not None else None
         benchmark = _benchmark(outcome, (before_model, after_model), labels)
     return {
         "data": str(data),
@@ -116,10 +108,10 @@ def run_domain_bench(
         "unseen_people": unseen_subjects,
         "imported": imported,
         "unseen_photos": len(unseen),
-        "unseen_no_face": sum(crop is None for crop in crops),
+        "unseen_no_face": unseen_faces.no_face,
         "job_seconds": round(seconds, 1),
         "stage_seconds": stages,
-        "unseen_before": _photo_accuracy(before_model, crops, truth),
+        "unseen_before": evaluate_photos(before_model, unseen_faces)["accuracy"],
         "unseen_after": unseen_after,
         "benchmark_before": benchmark["before"],
         "benchmark_after": benchmark["after"],

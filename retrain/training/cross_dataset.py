@@ -16,8 +16,9 @@ from typing import Any
 from core.classifier import load_classifier
 from core.metrics import count_parameters
 
-from .evaluation import evaluate_classifier
-from .photos import evaluate_photos, load_photo_set
+from .data import Dataset, load_dataset
+from .evaluation import evaluate_dataset
+from .photos import PhotoSet, evaluate_photos, load_photo_set
 
 __all__ = [
     "evaluate_cross_dataset",
@@ -35,13 +36,15 @@ SECTION_END = "<!-- /cross-dataset -->"
 def evaluate_cross_dataset(models: Mapping[str, str | Path], valid: str, photos_folder: str) -> dict[str, Any]:
     """Every model on ``valid`` (majority rule) and on ``photos_folder`` (faces found once, shared by all)."""
     rows: dict[str, Any] = {}
-    photo_set = None
+    sets: dict[tuple[str, ...], tuple[Dataset, PhotoSet]] = {}  # read once per label set, shared by its models
     for name, source in models.items():
         classifier = load_classifier(source)
-        if photo_set is None or photo_set.labels != list(classifier.labels):
-            photo_set = load_photo_set(photos_folder, list(classifier.labels))
-        fer = evaluate_classifier(classifier, valid, latency=False)
-        photo = evaluate_photos(classifier, photo_set)
+        labels = list(classifier.labels)
+        if classifier.labels not in sets:
+            sets[classifier.labels] = (load_dataset(valid, labels, "majority"), load_photo_set(photos_folder, labels))
+        valid_faces, photo_faces = sets[classifier.labels]
+        fer = evaluate_dataset(classifier, valid_faces)
+        photo = evaluate_photos(classifier, photo_faces)
         rows[name] = {
             "source": str(source),
             "params": count_parameters(classifier.model),

@@ -23,6 +23,11 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.images)
 
+    def class_shares(self) -> torch.Tensor:
+        """Each class's share of the targets (vote shares summed): the class prior a model learns from them."""
+        totals = self.soft_targets.sum(dim=0)
+        return totals / totals.sum()
+
 
 def load_dataset(folder: str, labels: list[str], mode: str, limit: int | None = None, seed: int = 0) -> Dataset:
     """A labelled folder's faces under ``mode``; ``limit`` keeps a fixed random subset (same for one seed)."""

@@ -196,8 +196,7 @@ def _build_session(
 
 def _log_prior(train: Dataset) -> torch.Tensor:
     """Log of each class's share of the training targets (vote shares summed), floored so no class is -inf."""
-    shares = train.soft_targets.sum(dim=0)
-    return torch.log((shares / shares.sum()).clamp(min=1e-4))
+    return torch.log(train.class_shares().clamp(min=1e-4))
 
 
 def _restore(session: _Session, saved: dict | None, log: Callable[[str], None], run_dir: Path) -> _Progress:

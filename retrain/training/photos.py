@@ -28,6 +28,7 @@ __all__ = [
     "PhotoSet",
     "read_domain_photos",
     "load_photo_set",
+    "photo_set",
     "photo_crops",
     "evaluate_photos",
     "format_photo_report",
@@ -92,11 +93,16 @@ class PhotoSet:
 def load_photo_set(folder: str | Path, labels: Sequence[str], agreed_only: bool = True) -> PhotoSet:
     """Detect and align every photo of ``folder`` once (only those raters agreed on, when that column exists)."""
     photos = [p for p in read_domain_photos(Path(folder), labels) if p.raters_agree or not agreed_only]
+    return photo_set(photos, labels, str(folder))
+
+
+def photo_set(photos: Sequence[DomainPhoto], labels: Sequence[str], folder: str = "") -> PhotoSet:
+    """``photos`` (of ``labels``' classes) detected and aligned once, e.g. the unseen people of the retrain bench."""
     crops = photo_crops(photos)
     found = [(to_gray_array(crop), labels.index(photo.label)) for crop, photo in zip(crops, photos) if crop is not None]
     images = torch.from_numpy(np.stack([array for array, _ in found]))[:, None] if found else torch.zeros(0, 1, 48, 48)
     indices = torch.tensor([index for _, index in found], dtype=torch.int64)
-    return PhotoSet(str(folder), images.to(torch.uint8), indices, len(photos), list(labels))
+    return PhotoSet(folder, images.to(torch.uint8), indices, len(photos), list(labels))
 
 
 def evaluate_photos(classifier: Classifier, photos: PhotoSet) -> dict[str, Any]:

@@ -22,8 +22,7 @@ __all__ = ["class_prior", "rebalance_weights"]
 
 def class_prior(train_data: str, labels: list[str]) -> torch.Tensor:
     """Each class's share of a training folder's FER+ vote shares (the frequencies the model learned)."""
-    shares = load_dataset(train_data, labels, "distribution").soft_targets.sum(dim=0)
-    return shares / shares.sum()
+    return load_dataset(train_data, labels, "distribution").class_shares()
 
 
 def _classifier_layer(model: nn.Module, classes: int) -> nn.Linear:
