@@ -56,6 +56,7 @@ _ENV = {
     "store_repeat": "TSNET_STORE_REPEAT",
     "replay_targets": "TSNET_REPLAY_TARGETS",
     "ema_decay": "TSNET_RETRAIN_EMA",
+    "trainable": "TSNET_RETRAIN_TRAINABLE",
     "guard_alpha": "TSNET_GUARD_ALPHA",
     "probe_size": "TSNET_PROBE_SIZE",
     "shrink": "TSNET_RETRAIN_SHRINK",
@@ -90,6 +91,7 @@ class RetrainSettings:
     store_repeat: int = 3
     replay_targets: str = "model"  # "model": the current student's answers, "votes": FER+ vote shares, "majority"
     ema_decay: float | None = 0.995  # ship a moving average of the weights (None: the last weights)
+    trainable: str = ""  # comma-separated top-level modules the job fine-tunes ("": all of them)
     shrink: bool = True  # shrink the candidate toward the current student until it holds on the benchmark
     probe_size: int = 1000  # without benchmark data: FER+ training faces outside the replay sample probe instead
     guard_alpha: float = 0.2  # without replay data: weight of distillation from the current student (LwF)

@@ -187,6 +187,7 @@ def _student_config(
     current student itself (learning without forgetting) when ``guard`` stands in for missing replay data."""
     config = _train_config(sources.student, sources.folders["student"], work / "student", settings, epochs)
     config.lr = settings.student_lr
+    config.train_only = [name.strip() for name in settings.trainable.split(",") if name.strip()] or None
     if teacher is not None or guard:
         config.teacher = str(teacher if teacher is not None else sources.folders["student"])
         config.teacher_cache = True

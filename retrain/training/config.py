@@ -54,6 +54,7 @@ class TrainConfig:
     logit_adjust: float = 0.0  # train on logits + tau * log(class prior): rare classes get recalled (Menon et al.)
     photo_augment: bool = False  # also degrade faces like photos: JPEG, blur, resolution, gamma, side light, noise
     photo_val: str | None = None  # photo folder with labels.csv, scored each epoch through the photo pipeline
+    train_only: list[str] | None = None  # top-level modules to train (e.g. ["stage4", "conv5", "fc"]); the rest frozen
 
     def model_config(self, **training: Any) -> ModelConfig:
         """The weights folder's description: architecture and preprocessing, with these settings (less ``out``)

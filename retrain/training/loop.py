@@ -176,8 +176,12 @@ def _build_session(
         _load_initial_weights(model, config)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
+    _freeze_all_but(model, config.train_only)
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        [parameter for parameter in model.parameters() if parameter.requires_grad],
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
     )
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience
@@ -192,6 +196,28 @@ def _build_session(
     return _Session(
         config, model_config, model, optimizer, plateau, teacher, device, memory_format, rank, world, ema, log_prior
     )
+
+
+def _freeze_all_but(model: nn.Module, train_only: list[str] | None) -> None:
+    """Keep every top-level module outside ``train_only`` as it is: no gradient, batch-norm statistics fixed."""
+    if not train_only:
+        return
+    names = {name for name, _ in model.named_children()}
+    unknown = sorted(set(train_only) - names)
+    if unknown:
+        raise ValueError(f"train_only names {unknown}, which the model does not have (it has {sorted(names)})")
+    for name, module in model.named_children():
+        if name not in train_only:
+            module.requires_grad_(False)
+
+
+def _set_train_mode(model: nn.Module, train_only: list[str] | None) -> None:
+    """Train mode for the trained modules only, so frozen ones keep their batch-norm statistics."""
+    model.train()
+    if train_only:
+        for name, module in model.named_children():
+            if name not in train_only:
+                module.eval()
 
 
 def _log_prior(train: Dataset) -> torch.Tensor:
@@ -230,7 +256,7 @@ def _train_epoch(
     steps = math.ceil(len(train) / config.batch_size)
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     order = torch.randperm(len(train), generator=generator)
-    session.model.train()
+    _set_train_mode(session.model, config.train_only)
     sums: dict[str, float] = {}
     epoch_start = time.time()
     desc = f"epoch {epoch + 1}/{config.epochs}"

@@ -172,3 +172,25 @@ def test_the_candidate_is_shrunk_on_the_benchmark_or_on_faces_outside_the_replay
     assert _retrain(home) == 0
     shrink = ModelRegistry(home).metrics("v2")["shrink"]
     assert shrink["probe"].startswith("FER+ training faces outside") and shrink["probe_faces"] == 6
+
+
+def test_trainable_fine_tunes_only_the_named_modules_of_the_served_student(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.weights import load_weights
+
+    monkeypatch.setenv("TSNET_RETRAIN_TRAINABLE", "conv5, fc")
+    monkeypatch.setenv("TSNET_RETRAIN_SHRINK", "0")
+    assert _retrain(home) == 0
+    before = load_weights(home.parent / "base-student")[0].state_dict()
+    after = load_weights(ModelRegistry(home).weights_folder("v1", "student"))[0].state_dict()
+    frozen = [key for key in before if key.startswith(("conv1", "stage"))]
+    changed = [key for key in frozen if not before[key].half().equal(after[key].half())]
+    assert frozen and not changed, changed  # weights saved as half
+    assert not before["fc.1.weight"].half().equal(after["fc.1.weight"].half())
+
+    monkeypatch.setenv("TSNET_RETRAIN_TRAINABLE", "head")
+    capsys.readouterr()
+    assert _retrain(home) != 0
+    printed = capsys.readouterr()
+    assert "does not have" in printed.out + printed.err

@@ -245,3 +245,17 @@ def test_the_moving_average_is_what_is_validated_and_saved(tiny_data, tmp_path):
     averaged, trained = load_classifier(best).model.state_dict(), load_classifier(raw).model.state_dict()
     assert load_classifier(best).config.training["ema_decay"] == 0.5
     assert any(not torch.equal(averaged[name], trained[name]) for name in averaged)
+
+
+def test_train_only_fine_tunes_the_named_modules_and_keeps_the_rest_exactly(tiny_data, tmp_path):
+    first = run_training(_config(tiny_data, tmp_path / "a", epochs=1, augment=False), log=lambda *_: None)
+    tuned = run_training(
+        _config(tiny_data, tmp_path / "b", epochs=1, init_from=str(first), train_only=["conv5", "fc"]),
+        log=lambda *_: None,
+    )
+    before, after = load_classifier(first).model.state_dict(), load_classifier(tuned).model.state_dict()
+    frozen = [key for key in before if key.startswith(("conv1", "stage"))]
+    assert frozen and all(torch.equal(before[key], after[key]) for key in frozen)  # weights and BN statistics
+    assert not torch.equal(before["fc.1.weight"], after["fc.1.weight"])
+    with pytest.raises(ValueError, match="does not have"):
+        run_training(_config(tiny_data, tmp_path / "c", train_only=["head"]), log=lambda *_: None)
