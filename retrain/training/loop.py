@@ -198,26 +198,28 @@ def _build_session(
     )
 
 
-def _freeze_all_but(model: nn.Module, train_only: list[str] | None) -> None:
-    """Keep every top-level module outside ``train_only`` as it is: no gradient, batch-norm statistics fixed."""
+def _frozen_children(model: nn.Module, train_only: list[str] | None) -> list[nn.Module]:
+    """The top-level modules outside ``train_only`` (none when it is unset); an unknown name is a plain error."""
     if not train_only:
-        return
-    names = {name for name, _ in model.named_children()}
-    unknown = sorted(set(train_only) - names)
+        return []
+    children = dict(model.named_children())
+    unknown = sorted(set(train_only) - set(children))
     if unknown:
-        raise ValueError(f"train_only names {unknown}, which the model does not have (it has {sorted(names)})")
-    for name, module in model.named_children():
-        if name not in train_only:
-            module.requires_grad_(False)
+        raise ValueError(f"train_only names {unknown}, which the model does not have (it has {sorted(children)})")
+    return [module for name, module in children.items() if name not in train_only]
+
+
+def _freeze_all_but(model: nn.Module, train_only: list[str] | None) -> None:
+    """Keep every top-level module outside ``train_only`` as it is: no gradient (batch-norm: see _set_train_mode)."""
+    for module in _frozen_children(model, train_only):
+        module.requires_grad_(False)
 
 
 def _set_train_mode(model: nn.Module, train_only: list[str] | None) -> None:
     """Train mode for the trained modules only, so frozen ones keep their batch-norm statistics."""
     model.train()
-    if train_only:
-        for name, module in model.named_children():
-            if name not in train_only:
-                module.eval()
+    for module in _frozen_children(model, train_only):
+        module.eval()
 
 
 def _log_prior(train: Dataset) -> torch.Tensor:

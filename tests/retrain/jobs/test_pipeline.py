@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.classifier import shipped_weights_folder
+from core.weights import load_weights
 from retrain import RetrainService
 from retrain.layout import DataLayout
 from retrain.registry import ModelRegistry
@@ -177,8 +178,6 @@ def test_the_candidate_is_shrunk_on_the_benchmark_or_on_faces_outside_the_replay
 def test_trainable_fine_tunes_only_the_named_modules_of_the_served_student(
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from core.weights import load_weights
-
     monkeypatch.setenv("TSNET_RETRAIN_TRAINABLE", "conv5, fc")
     monkeypatch.setenv("TSNET_RETRAIN_SHRINK", "0")
     assert _retrain(home) == 0
