@@ -57,6 +57,8 @@ _ENV = {
     "replay_targets": "TSNET_REPLAY_TARGETS",
     "ema_decay": "TSNET_RETRAIN_EMA",
     "trainable": "TSNET_RETRAIN_TRAINABLE",
+    "logit_adjust": "TSNET_RETRAIN_LOGIT_ADJUST",
+    "photo_augment": "TSNET_RETRAIN_PHOTO_AUGMENT",
     "guard_alpha": "TSNET_GUARD_ALPHA",
     "probe_size": "TSNET_PROBE_SIZE",
     "shrink": "TSNET_RETRAIN_SHRINK",
@@ -94,6 +96,8 @@ class RetrainSettings:
     replay_targets: str = "votes"
     ema_decay: float | None = 0.995  # ship a moving average of the weights (None: the last weights)
     trainable: str = ""  # comma-separated top-level modules the job fine-tunes ("": all of them)
+    logit_adjust: float = 0.0  # train on logits + tau * log(training class prior): the model unlearns that prior
+    photo_augment: bool = False  # also degrade the training faces like photos (JPEG, blur, resolution, light)
     shrink: bool = True  # shrink the candidate toward the current student until it holds on the benchmark
     probe_size: int = 1000  # without benchmark data: FER+ training faces outside the replay sample probe instead
     guard_alpha: float = 0.2  # without replay data: weight of distillation from the current student (LwF)

@@ -76,6 +76,8 @@ def _train_config(
         device="cpu",
         target_mode="majority" if settings.replay_targets == "majority" else "distribution",
         ema_decay=settings.ema_decay,
+        logit_adjust=settings.logit_adjust,
+        photo_augment=settings.photo_augment,
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.classifier import shipped_weights_folder
-from core.weights import load_weights
+from core.weights import load_weights, read_config
 from retrain import RetrainService
 from retrain.layout import DataLayout
 from retrain.registry import ModelRegistry
@@ -173,6 +173,17 @@ def test_the_candidate_is_shrunk_on_the_benchmark_or_on_faces_outside_the_replay
     assert _retrain(home) == 0
     shrink = ModelRegistry(home).metrics("v2")["shrink"]
     assert shrink["probe"].startswith("FER+ training faces outside") and shrink["probe_faces"] == 6
+
+
+def test_logit_adjustment_and_photo_augmentation_reach_the_retrained_student(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TSNET_RETRAIN_LOGIT_ADJUST", "0.5")
+    monkeypatch.setenv("TSNET_RETRAIN_PHOTO_AUGMENT", "1")
+    monkeypatch.setenv("TSNET_RETRAIN_SHRINK", "0")
+    assert _retrain(home) == 0
+    made_with = read_config(ModelRegistry(home).weights_folder("v1", "student")).training
+    assert made_with["logit_adjust"] == 0.5 and made_with["photo_augment"] is True
 
 
 def test_trainable_fine_tunes_only_the_named_modules_of_the_served_student(
