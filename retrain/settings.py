@@ -59,6 +59,7 @@ _ENV = {
     "trainable": "TSNET_RETRAIN_TRAINABLE",
     "logit_adjust": "TSNET_RETRAIN_LOGIT_ADJUST",
     "photo_augment": "TSNET_RETRAIN_PHOTO_AUGMENT",
+    "anchor_weight": "TSNET_RETRAIN_ANCHOR",
     "guard_alpha": "TSNET_GUARD_ALPHA",
     "probe_size": "TSNET_PROBE_SIZE",
     "shrink": "TSNET_RETRAIN_SHRINK",
@@ -98,6 +99,7 @@ class RetrainSettings:
     trainable: str = ""  # comma-separated top-level modules the job fine-tunes ("": all of them)
     logit_adjust: float = 0.0  # train on logits + tau * log(training class prior): the model unlearns that prior
     photo_augment: bool = False  # also degrade the training faces like photos (JPEG, blur, resolution, light)
+    anchor_weight: float = 0.0  # L2-SP: pull the weights toward the current student's (a guard that needs no data)
     shrink: bool = True  # shrink the candidate toward the current student until it holds on the benchmark
     probe_size: int = 1000  # without benchmark data: FER+ training faces outside the replay sample probe instead
     guard_alpha: float = 0.2  # without replay data: weight of distillation from the current student (LwF)

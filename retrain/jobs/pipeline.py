@@ -78,6 +78,7 @@ def _train_config(
         ema_decay=settings.ema_decay,
         logit_adjust=settings.logit_adjust,
         photo_augment=settings.photo_augment,
+        anchor_weight=settings.anchor_weight,
     )
 
 

@@ -65,6 +65,7 @@ class _Session:
     world: int = 1
     ema: AveragedModel | None = None  # the weights' moving average when ``config.ema_decay`` is set
     log_prior: torch.Tensor | None = None  # log class frequencies of the training set, with ``config.logit_adjust``
+    anchor: list[tuple[nn.Parameter, torch.Tensor]] | None = None  # (weight, its initial value), with anchor_weight
     trained_model: nn.Module = field(init=False)  # the model, or its DistributedDataParallel wrapper
 
     def __post_init__(self) -> None:
@@ -194,8 +195,30 @@ def _build_session(
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
     log_prior = _log_prior(train).to(device) if config.logit_adjust else None
     return _Session(
-        config, model_config, model, optimizer, plateau, teacher, device, memory_format, rank, world, ema, log_prior
+        config,
+        model_config,
+        model,
+        optimizer,
+        plateau,
+        teacher,
+        device,
+        memory_format,
+        rank,
+        world,
+        ema,
+        log_prior,
+        _anchor(model) if config.anchor_weight else None,
     )
+
+
+def _anchor(model: nn.Module) -> list[tuple[nn.Parameter, torch.Tensor]]:
+    """The trained weights beside a frozen copy of their starting values (L2-SP's anchor, Li et al. 2018)."""
+    return [(parameter, parameter.detach().clone()) for parameter in model.parameters() if parameter.requires_grad]
+
+
+def _anchor_penalty(anchor: list[tuple[nn.Parameter, torch.Tensor]], weight: float) -> torch.Tensor:
+    """``weight / 2`` times the squared distance of the weights from where they started."""
+    return 0.5 * weight * sum((parameter - start).pow(2).sum() for parameter, start in anchor)
 
 
 def _frozen_children(model: nn.Module, train_only: list[str] | None) -> list[nn.Module]:
@@ -307,6 +330,9 @@ def _train_step(
         parts = distillation_loss(logits, teacher_logits, batch_targets, config.temperature, config.alpha)
     else:
         parts = {"loss": hard_loss(logits, batch_targets)}
+    if session.anchor is not None:  # L2-SP: stay near the starting weights, which hold what the model knew
+        parts["anchor"] = _anchor_penalty(session.anchor, config.anchor_weight)
+        parts["loss"] = parts["loss"] + parts["anchor"]
     if not torch.isfinite(parts["loss"]):
         raise TrainingDiverged(
             "training diverged (the loss is not a number): lower the learning rate, e.g. TSNET_RETRAIN_LR=0.002"

@@ -259,3 +259,18 @@ def test_train_only_fine_tunes_the_named_modules_and_keeps_the_rest_exactly(tiny
     assert not torch.equal(before["fc.1.weight"], after["fc.1.weight"])
     with pytest.raises(ValueError, match="does not have"):
         run_training(_config(tiny_data, tmp_path / "c", train_only=["head"]), log=lambda *_: None)
+
+
+def test_the_anchor_keeps_fine_tuned_weights_near_where_they_started(tiny_data, tmp_path):
+    first = run_training(_config(tiny_data, tmp_path / "a", epochs=1, augment=False), log=lambda *_: None)
+    start = load_classifier(first).model.state_dict()
+
+    def distance(anchor_weight: float) -> float:
+        out = tmp_path / f"anchor-{anchor_weight}"
+        config = _config(tiny_data, out, epochs=2, lr=0.05, init_from=str(first), anchor_weight=anchor_weight)
+        tuned = load_classifier(run_training(config, log=lambda *_: None))
+        assert tuned.config.training["anchor_weight"] == anchor_weight
+        weights = tuned.model.state_dict()
+        return sum(float((weights[k].float() - start[k].float()).pow(2).sum()) for k in start if "weight" in k)
+
+    assert distance(10.0) < 0.5 * distance(0.0)
