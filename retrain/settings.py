@@ -124,7 +124,7 @@ class RetrainSettings:
             target = settings.rules if name in rule_names else settings
             current = getattr(target, name)
             kind = type(current) if current is not None else str
-            setattr(target, name, _parse(name, raw, kind))
+            setattr(target, name, _parse(name, raw, kind, variable))
         for name, value in overrides.items():
             if value is not None:
                 setattr(settings.rules if name in rule_names else settings, name, value)
@@ -162,17 +162,26 @@ _INTEGERS = {
     "probe_size",
 }
 _FLOATS = {"ema_decay"}
+_NON_NEGATIVE = {"anchor_weight", "guard_alpha", "student_lr", "max_benchmark_drop"}
 
 
-def _parse(name: str, raw: str, kind: type) -> Any:
-    """An environment variable's text as the field's type (``""`` unsets an optional float)."""
-    if name in _INTEGERS:
-        return int(raw)
-    if kind is bool:
-        return raw.strip().lower() not in ("0", "false", "no", "off", "")
-    if name in _FLOATS:
-        return float(raw) if raw.strip() else None
-    return kind(raw)
+def _parse(name: str, raw: str, kind: type, variable: str) -> Any:
+    """An environment variable's text as the field's type (``""`` unsets an optional float); a value that is not
+    one says which variable and what it expects, in plain words."""
+    try:
+        if name in _INTEGERS:
+            return int(raw)
+        if kind is bool:
+            return raw.strip().lower() not in ("0", "false", "no", "off", "")
+        if name in _FLOATS:
+            return float(raw) if raw.strip() else None
+        value = kind(raw)
+    except ValueError:
+        expected = "a whole number" if name in _INTEGERS else "a number" if kind is float or name in _FLOATS else kind
+        raise ValueError(f"{variable} must be {expected}, not {raw!r}") from None
+    if name in _NON_NEGATIVE and value < 0:
+        raise ValueError(f"{variable} must be 0 or more, not {raw!r}")
+    return value
 
 
 def _existing(configured: str | None, default: Path) -> Path | None:
