@@ -13,16 +13,27 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from core.weights import load_weights, save_weights
+from core.weights import ModelConfig, load_weights, save_weights
 
 from .data import load_dataset
 
-__all__ = ["class_prior", "rebalance_weights"]
+__all__ = ["class_prior", "rebalance_weights", "recorded_prior"]
 
 
 def class_prior(train_data: str, labels: list[str]) -> torch.Tensor:
     """Each class's share of a training folder's FER+ vote shares (the frequencies the model learned)."""
     return load_dataset(train_data, labels, "distribution").class_shares()
+
+
+def recorded_prior(config: ModelConfig) -> torch.Tensor:
+    """The class prior a weights folder records it learned (``training.class_prior``), so a model can be
+    rebalanced where its training data is not at hand (a PyPI install, a Space)."""
+    prior = config.training.get("class_prior")
+    if not prior or len(prior) != len(config.labels):
+        raise ValueError(
+            "this model does not record the class prior it was trained on: pass --train-data, the folder it learned"
+        )
+    return torch.tensor(prior, dtype=torch.float32)
 
 
 def _classifier_layer(model: nn.Module, classes: int) -> nn.Linear:

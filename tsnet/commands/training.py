@@ -180,10 +180,14 @@ def _average(args: argparse.Namespace) -> int:
 
 def _rebalance(args: argparse.Namespace) -> int:
     from core.weights import read_config
-    from retrain.training.rebalance import class_prior, rebalance_weights
+    from retrain.training.rebalance import class_prior, rebalance_weights, recorded_prior
 
     source = resolve_model(args.model)
-    prior = class_prior(args.train_data, list(read_config(source).labels))
+    config = read_config(source)
+    if args.train_data:
+        prior = class_prior(args.train_data, list(config.labels))
+    else:
+        prior = recorded_prior(config)
     print(f"wrote {rebalance_weights(source, args.out, args.tau, prior)} (tau {args.tau:g})")
     return 0
 
@@ -266,7 +270,11 @@ def _configure_average(parser: argparse.ArgumentParser) -> None:
 
 def _configure_rebalance(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="student", help="student, teacher or a weights folder (default: student)")
-    parser.add_argument("--train-data", required=True, help="the folder the model was trained on (its class prior)")
+    parser.add_argument(
+        "--train-data",
+        help="the folder the model was trained on (its class prior); default: the prior the model's config.json"
+        " records (the shipped student and teacher record FER+ FER2013Train's)",
+    )
     parser.add_argument("--tau", type=float, required=True, help="0: unchanged; 1: the class-balanced posterior")
     parser.add_argument("--out", required=True, help="weights folder to write")
     parser.set_defaults(handler=_rebalance)

@@ -34,3 +34,26 @@ def test_the_rebalanced_model_answers_logits_minus_tau_log_prior(tmp_path: Path)
     assert np.allclose(got, expected.numpy(), atol=2e-3)  # weights are saved in half precision
     assert after.config.training["logit_adjust_post_hoc"] == 0.5
     assert len(after.config.training["class_prior"]) == len(LABELS)
+
+
+def test_the_shipped_student_rebalances_without_its_training_data(tmp_path: Path) -> None:
+    out = tmp_path / "balanced"
+    command = [sys.executable, "-m", "tsnet", "rebalance", "--tau", "0.75", "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True)
+    shipped, balanced = load_classifier("student"), load_classifier(out)
+    prior = torch.tensor(shipped.config.training["class_prior"])
+    assert abs(float(prior.sum()) - 1) < 1e-3 and shipped.labels[int(prior.argmax())] == "neutral"
+    before, after = shipped.model.state_dict(), balanced.model.state_dict()
+    changed = [key for key in before if not torch.equal(before[key], after[key])]
+    assert len(changed) == 1  # only the classifier's bias moves, by tau x log(prior)
+    shift = (before[changed[0]].float() - after[changed[0]].float()).numpy()
+    assert np.allclose(shift, 0.75 * prior.log().numpy(), atol=1e-2)  # weights are saved in half precision
+    assert balanced.config.training["logit_adjust_post_hoc"] == 0.75
+
+
+def test_a_model_without_a_recorded_prior_asks_for_its_training_data(tmp_path: Path) -> None:
+    model = tiny_weights(tmp_path / "model", "shufflenet_v2", seed=6)
+    command = [sys.executable, "-m", "tsnet", "rebalance", "--model", str(model), "--tau", "0.5", "--out", "x"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode != 0 and "pass --train-data" in result.stderr
+    assert not (tmp_path / "x").exists()
