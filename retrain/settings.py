@@ -162,7 +162,7 @@ _INTEGERS = {
     "probe_size",
 }
 _FLOATS = {"ema_decay"}
-_NON_NEGATIVE = {"anchor_weight", "guard_alpha", "student_lr", "max_benchmark_drop"}
+_NON_NEGATIVE = {"anchor_weight", "guard_alpha", "student_lr"}  # a negative benchmark drop: must gain
 
 
 def _parse(name: str, raw: str, kind: type, variable: str) -> Any:

@@ -33,3 +33,8 @@ def test_a_wrong_value_names_its_variable(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValueError, match=message):
         RetrainSettings.from_env(home=tmp_path)
+
+
+def test_a_negative_benchmark_drop_asks_the_candidate_to_gain(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("TSNET_MAX_BENCHMARK_DROP", "-0.01")
+    assert RetrainSettings.from_env(home=tmp_path).rules.max_benchmark_drop == -0.01
