@@ -162,7 +162,8 @@ _INTEGERS = {
     "probe_size",
 }
 _FLOATS = {"ema_decay"}
-_NON_NEGATIVE = {"anchor_weight", "guard_alpha", "student_lr"}  # a negative benchmark drop: must gain
+# refused below zero; max_benchmark_drop is not: a negative drop means the candidate must gain on the benchmark
+_NON_NEGATIVE = {"anchor_weight", "guard_alpha", "student_lr"}
 
 
 def _parse(name: str, raw: str, kind: type, variable: str) -> Any:
@@ -177,7 +178,7 @@ def _parse(name: str, raw: str, kind: type, variable: str) -> Any:
             return float(raw) if raw.strip() else None
         value = kind(raw)
     except ValueError:
-        expected = "a whole number" if name in _INTEGERS else "a number" if kind is float or name in _FLOATS else kind
+        expected = "a whole number" if name in _INTEGERS else "a number"  # int() and float() are all that raise
         raise ValueError(f"{variable} must be {expected}, not {raw!r}") from None
     if name in _NON_NEGATIVE and value < 0:
         raise ValueError(f"{variable} must be 0 or more, not {raw!r}")

@@ -205,9 +205,9 @@ def _build_session(
         memory_format,
         rank,
         world,
-        ema,
-        log_prior,
-        _anchor(model) if config.anchor_weight else None,
+        ema=ema,
+        log_prior=log_prior,
+        anchor=_anchor(model) if config.anchor_weight else None,
     )
 
 
