@@ -64,6 +64,7 @@ _ENV = {
     "probe_size": "TSNET_PROBE_SIZE",
     "shrink": "TSNET_RETRAIN_SHRINK",
     "threads": "TSNET_RETRAIN_THREADS",
+    "seed": "TSNET_RETRAIN_SEED",
     "push_retries": "TSNET_PUSH_RETRIES",
     "push_backoff": "TSNET_PUSH_BACKOFF",
     "max_benchmark_drop": "TSNET_MAX_BENCHMARK_DROP",
@@ -107,7 +108,7 @@ class RetrainSettings:
     temperature: float | None = None  # None: the current student's recipe, else core's default
     alpha: float | None = None
     threads: int | None = None
-    seed: int = 0
+    seed: int = 0  # shuffling, augmentation and the replay sample: one job's figures move with it (README)
     push_retries: int = 4
     push_backoff: float = 2.0
     rules: PromotionRules = field(default_factory=PromotionRules)
@@ -160,6 +161,7 @@ _INTEGERS = {
     "min_store_groups",
     "store_repeat",
     "probe_size",
+    "seed",
 }
 _FLOATS = {"ema_decay"}
 # refused below zero; max_benchmark_drop is not: a negative drop means the candidate must gain on the benchmark
