@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,17 @@ from .bench import timed_job
 from .datasets import benchmark_set
 from .promotion import BASE_BENCHMARK, format_comparison
 
-__all__ = ["DEFAULT_DOMAIN_DATA", "DomainPhoto", "read_domain_photos", "split_people", "run_domain_bench"]
+__all__ = [
+    "DEFAULT_DOMAIN_DATA",
+    "DomainPhoto",
+    "read_domain_photos",
+    "split_people",
+    "run_domain_bench",
+    "run_domain_bench_seeds",
+    "summarize_seeds",
+    "format_domain_bench",
+    "format_domain_bench_seeds",
+]
 
 DEFAULT_DOMAIN_DATA = DEFAULT_SHARED_FERPLUS.parent / "taiwanese-dev"
 
@@ -74,10 +85,23 @@ def _benchmark(outcome: dict[str, Any], models: tuple[Classifier, Classifier | N
     return {"before": before, "after": after, "measured_by": "the bench (the job ran without a benchmark)"}
 
 
-def run_domain_bench(
-    settings: RetrainSettings, data: Path = DEFAULT_DOMAIN_DATA, store_people: int = 11, seed: int = 0
-) -> dict[str, Any]:
-    """Run the scenario and return its figures (see the module docstring)."""
+@dataclass(frozen=True)
+class _Scenario:
+    """What every job of one bench shares: the people split, the unseen people's faces and the base model."""
+
+    data: Path
+    labels: list[str]
+    photos: list[DomainPhoto]
+    store_subjects: list[str]
+    unseen_subjects: list[str]
+    unseen_photos: int
+    unseen_faces: Any
+    base: dict[str, Path]
+    before_model: Classifier
+    unseen_before: float
+
+
+def _scenario(settings: RetrainSettings, data: Path, store_people: int, seed: int) -> _Scenario:
     registry = ModelRegistry.from_settings(settings)
     base = {name: registry.weights_folder(registry.current(), name) for name in ("student", "teacher")}
     labels = list(read_config(base["student"]).labels)
@@ -86,32 +110,51 @@ def run_domain_bench(
     unseen = [p for p in photos if p.subject in unseen_subjects and p.raters_agree]
     unseen_faces = photo_set(unseen, labels, str(data))
     before_model = Classifier(*load_weights(base["student"]), source=str(base["student"]))
-    with tempfile.TemporaryDirectory(prefix="tsnet-domain-bench-") as temporary:
-        home = Path(temporary) / "home"
-        job_settings = replace(
-            settings, home=home, base_student=str(base["student"]), base_teacher=str(base["teacher"])
-        )
-        job_settings.push_repo = None
-        finder = store_face_finder()  # what tsnet label import and the app use: faces found, aligned
-        with AnnotationStore(DataLayout(home).database, labels=labels, detect_faces=finder) as store:
-            imported = _import_people(store, [p for p in photos if p.subject in store_subjects], Path(temporary))
-        outcome, seconds, stages = timed_job(job_settings, home)
-        after_model = None
-        if outcome.get("version"):
-            folder = ModelRegistry(home).weights_folder(outcome["version"], "student")
-            after_model = Classifier(*load_weights(folder), source=str(folder))
-        unseen_after = evaluate_photos(after_model, unseen_faces)["accuracy"] if after_model is not None else None
-        benchmark = _benchmark(outcome, (before_model, after_model), labels)
+    return _Scenario(
+        Path(data),
+        labels,
+        photos,
+        store_subjects,
+        unseen_subjects,
+        len(unseen),
+        unseen_faces,
+        base,
+        before_model,
+        evaluate_photos(before_model, unseen_faces)["accuracy"],
+    )
+
+
+def _import_store(scenario: _Scenario, home: Path, scratch: Path) -> dict[str, Any]:
+    """The store people's photos imported into a fresh data folder at ``home``."""
+    finder = store_face_finder()  # what tsnet label import and the app use: faces found, aligned
+    with AnnotationStore(DataLayout(home).database, labels=scenario.labels, detect_faces=finder) as store:
+        store_photos = [p for p in scenario.photos if p.subject in scenario.store_subjects]
+        return _import_people(store, store_photos, scratch)
+
+
+def _run_job(scenario: _Scenario, settings: RetrainSettings, home: Path, imported: dict[str, Any]) -> dict[str, Any]:
+    """One retrain job on the store under ``home`` (a scratch data folder), scored as the module docstring says."""
+    job_settings = replace(
+        settings, home=home, base_student=str(scenario.base["student"]), base_teacher=str(scenario.base["teacher"])
+    )
+    job_settings.push_repo = None
+    outcome, seconds, stages = timed_job(job_settings, home)
+    after_model = None
+    if outcome.get("version"):
+        folder = ModelRegistry(home).weights_folder(outcome["version"], "student")
+        after_model = Classifier(*load_weights(folder), source=str(folder))
+    unseen_after = evaluate_photos(after_model, scenario.unseen_faces)["accuracy"] if after_model else None
+    benchmark = _benchmark(outcome, (scenario.before_model, after_model), scenario.labels)
     return {
-        "data": str(data),
-        "store_people": store_subjects,
-        "unseen_people": unseen_subjects,
+        "data": str(scenario.data),
+        "store_people": scenario.store_subjects,
+        "unseen_people": scenario.unseen_subjects,
         "imported": imported,
-        "unseen_photos": len(unseen),
-        "unseen_no_face": unseen_faces.no_face,
+        "unseen_photos": scenario.unseen_photos,
+        "unseen_no_face": scenario.unseen_faces.no_face,
         "job_seconds": round(seconds, 1),
         "stage_seconds": stages,
-        "unseen_before": evaluate_photos(before_model, unseen_faces)["accuracy"],
+        "unseen_before": scenario.unseen_before,
         "unseen_after": unseen_after,
         "benchmark_before": benchmark["before"],
         "benchmark_after": benchmark["after"],
@@ -125,6 +168,60 @@ def run_domain_bench(
         "shrink": outcome.get("shrink"),
         "comparison": outcome.get("comparison"),
         "recipe": {key: value for key, value in asdict(settings).items() if key not in ("home", "rules")},
+    }
+
+
+def run_domain_bench(
+    settings: RetrainSettings, data: Path = DEFAULT_DOMAIN_DATA, store_people: int = 11, seed: int = 0
+) -> dict[str, Any]:
+    """Run the scenario and return its figures (see the module docstring)."""
+    scenario = _scenario(settings, data, store_people, seed)
+    with tempfile.TemporaryDirectory(prefix="tsnet-domain-bench-") as temporary:
+        home = Path(temporary) / "home"
+        imported = _import_store(scenario, home, Path(temporary))
+        return _run_job(scenario, settings, home, imported)
+
+
+def run_domain_bench_seeds(
+    settings: RetrainSettings, data: Path = DEFAULT_DOMAIN_DATA, store_people: int = 11, runs: int = 3
+) -> dict[str, Any]:
+    """The scenario's job ``runs`` times, on job seeds ``settings.seed``, +1, ..., over one people split and one import.
+
+    One job's figure on unseen people moves by a few points with its seed alone (README), so a recipe is judged
+    on the spread of several, each on an untouched copy of the same imported store.
+    """
+    if runs < 1:
+        raise ValueError("--bench-seeds must be 1 or more")
+    scenario = _scenario(settings, data, store_people, seed=0)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="tsnet-domain-bench-") as temporary:
+        template = Path(temporary) / "store"
+        imported = _import_store(scenario, template, Path(temporary))
+        for job_seed in range(settings.seed, settings.seed + runs):
+            home = Path(temporary) / f"seed-{job_seed}"
+            shutil.copytree(template, home, symlinks=True)
+            results.append(_run_job(scenario, replace(settings, seed=job_seed), home, imported))
+    return {"runs": results, "summary": summarize_seeds(results)}
+
+
+def _spread(values: Sequence[float | None]) -> dict[str, float] | None:
+    measured = [value for value in values if value is not None]
+    if not measured:
+        return None
+    return {"mean": float(np.mean(measured)), "min": min(measured), "max": max(measured), "runs": len(measured)}
+
+
+def summarize_seeds(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and range over the seeds' runs of what one run reports, and how many promoted."""
+    return {
+        "seeds": [result["recipe"]["seed"] for result in results],
+        "unseen_before": results[0]["unseen_before"],
+        "unseen_after": _spread([result["unseen_after"] for result in results]),
+        "benchmark_before": results[0]["benchmark_before"],
+        "benchmark_after": _spread([result["benchmark_after"] for result in results]),
+        "job_seconds": _spread([result["job_seconds"] for result in results]),
+        "promoted": sum(bool(result["promoted"]) for result in results),
+        "succeeded": sum(result["state"] == "succeeded" for result in results),
     }
 
 
@@ -155,5 +252,35 @@ def format_domain_bench(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _range(spread: dict[str, float] | None, percent: bool = True) -> str:
+    if spread is None:
+        return "not measured"
+    scale, unit = (100, "%") if percent else (1, "s")
+    return (
+        f"{scale * spread['mean']:.2f}{unit} mean, {scale * spread['min']:.2f}-{scale * spread['max']:.2f}{unit}"
+        f" over {spread['runs']} runs"
+    )
+
+
+def format_domain_bench_seeds(results: dict[str, Any]) -> str:
+    """Each seed's run as one run prints it, then the spread a recipe is judged on."""
+    summary = results["summary"]
+    blocks = [f"seed {run['recipe']['seed']}:\n{format_domain_bench(run)}" for run in results["runs"]]
+    before = summary["unseen_before"]
+    blocks.append(
+        "\n".join(
+            [
+                f"over seeds {', '.join(map(str, summary['seeds']))} (TSNET_RETRAIN_SEED):",
+                f"unseen people after: {_range(summary['unseen_after'])} (before: {100 * before:.2f}%)",
+                f"benchmark FER2013Valid after: {_range(summary['benchmark_after'])}",
+                f"job: {_range(summary['job_seconds'], percent=False)}",
+                f"promoted: {summary['promoted']} of {len(summary['seeds'])} ({summary['succeeded']} jobs succeeded)",
+            ]
+        )
+    )
+    return "\n\n".join(blocks)
+
+
 def write_json(result: dict[str, Any], path: Path) -> None:
+    """The figures (one run's, or ``{"runs": [...], "summary": {...}}`` for several seeds) as a JSON file."""
     path.write_text(json.dumps(result, indent=2) + "\n")

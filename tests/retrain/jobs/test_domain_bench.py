@@ -87,3 +87,40 @@ def test_bench_refuses_a_folder_without_subjects(tmp_path: Path, capsys: pytest.
     (tmp_path / "photos").mkdir()
     assert main(["retrain", "--bench", "--bench-data", str(tmp_path / "photos")]) == 2
     assert "labels.csv" in capsys.readouterr().err
+
+
+def test_bench_over_seeds_runs_each_job_on_one_import_and_reports_the_spread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure(monkeypatch, tmp_path)
+    monkeypatch.setenv("TSNET_RETRAIN_SEED", "4")
+    folder = _domain_folder(tmp_path / "photos", people=4)
+    arguments = ["retrain", "--bench", "--bench-data", str(folder), "--bench-store-people", "2", "--bench-seeds", "2"]
+    assert main([*arguments, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    first, second = printed["runs"]
+    assert [first["recipe"]["seed"], second["recipe"]["seed"]] == [4, 5] == printed["summary"]["seeds"]
+    assert first["store_people"] == second["store_people"] and first["imported"] == second["imported"]
+    assert first["state"] == second["state"] == "succeeded"
+    summary = printed["summary"]
+    after = summary["unseen_after"]
+    assert after["runs"] == 2 and after["min"] <= after["mean"] <= after["max"]
+    assert {after["min"], after["max"]} == {first["unseen_after"], second["unseen_after"]}
+    assert summary["promoted"] == first["promoted"] + second["promoted"] and summary["succeeded"] == 2
+
+    assert main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "seed 4:" in out and "seed 5:" in out
+    assert "over seeds 4, 5 (TSNET_RETRAIN_SEED):" in out and "promoted:" in out and " of 2 " in out
+
+
+def test_bench_refuses_zero_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure(monkeypatch, tmp_path)
+    folder = _domain_folder(tmp_path / "photos", people=2)
+    assert (
+        main(["retrain", "--bench", "--bench-data", str(folder), "--bench-store-people", "1", "--bench-seeds", "0"])
+        == 2
+    )
+    assert "--bench-seeds must be 1 or more" in capsys.readouterr().err
