@@ -60,6 +60,7 @@ _ENV = {
     "logit_adjust": "TSNET_RETRAIN_LOGIT_ADJUST",
     "photo_augment": "TSNET_RETRAIN_PHOTO_AUGMENT",
     "anchor_weight": "TSNET_RETRAIN_ANCHOR",
+    "mixup": "TSNET_RETRAIN_MIXUP",
     "guard_alpha": "TSNET_GUARD_ALPHA",
     "probe_size": "TSNET_PROBE_SIZE",
     "shrink": "TSNET_RETRAIN_SHRINK",
@@ -100,6 +101,7 @@ class RetrainSettings:
     trainable: str = ""  # comma-separated top-level modules the job fine-tunes ("": all of them)
     logit_adjust: float = 0.0  # train on logits + tau * log(training class prior): the model unlearns that prior
     photo_augment: bool = False  # also degrade the training faces like photos (JPEG, blur, resolution, light)
+    mixup: float = 0.0  # > 0: blend pairs of training faces and their targets (mixup), Beta(mixup, mixup)
     anchor_weight: float = 0.0  # L2-SP: pull the weights toward the current student's (a guard that needs no data)
     shrink: bool = True  # shrink the candidate toward the current student until it holds on the benchmark
     probe_size: int = 1000  # without benchmark data: FER+ training faces outside the replay sample probe instead
@@ -165,7 +167,7 @@ _INTEGERS = {
 }
 _FLOATS = {"ema_decay"}
 # refused below zero; max_benchmark_drop is not: a negative drop means the candidate must gain on the benchmark
-_NON_NEGATIVE = {"anchor_weight", "guard_alpha", "student_lr"}
+_NON_NEGATIVE = {"anchor_weight", "guard_alpha", "student_lr", "mixup"}
 
 
 def _parse(name: str, raw: str, kind: type, variable: str) -> Any:

@@ -79,6 +79,7 @@ def _train_config(
         logit_adjust=settings.logit_adjust,
         photo_augment=settings.photo_augment,
         anchor_weight=settings.anchor_weight,
+        mixup=settings.mixup,
     )
 
 

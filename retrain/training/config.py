@@ -53,6 +53,7 @@ class TrainConfig:
     ema_decay: float | None = None  # keep an exponential moving average of the weights; validate and save it
     logit_adjust: float = 0.0  # train on logits + tau * log(class prior): rare classes get recalled (Menon et al.)
     photo_augment: bool = False  # also degrade faces like photos: JPEG, blur, resolution, gamma, side light, noise
+    mixup: float = 0.0  # > 0: train on blends of two faces and their targets, weight ~ Beta(mixup, mixup)
     anchor_weight: float = 0.0  # L2-SP: loss + w/2 * ||weights - initial weights||^2 (forgets less, needs no data)
     photo_val: str | None = None  # photo folder with labels.csv, scored each epoch through the photo pipeline
     train_only: list[str] | None = None  # top-level modules to train (e.g. ["stage4", "conv5", "fc"]); the rest frozen

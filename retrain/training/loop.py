@@ -320,8 +320,11 @@ def _train_step(
         )
     else:
         batch = preprocess_batch(train.images[indices], config.input_size, INPUT_MEAN, INPUT_STD)
+    batch_targets = _smoothed(targets[indices], config)
+    if config.mixup > 0 and session.teacher is None:  # a teacher's answers are per face, so they are not blended
+        batch, batch_targets = _mixup(batch, batch_targets, config.mixup, generator)
     batch = batch.to(session.device).contiguous(memory_format=session.memory_format)
-    batch_targets = _smoothed(targets[indices], config).to(session.device)
+    batch_targets = batch_targets.to(session.device)
     logits = session.trained_model(batch)
     if session.log_prior is not None:  # logit adjustment: the raw logits learn the class-balanced posterior
         logits = logits + config.logit_adjust * session.log_prior
@@ -462,6 +465,17 @@ def _lr_at(config: TrainConfig, epoch: int, step: int, steps: int) -> float | No
         span = max(config.epochs - config.warmup_epochs, 1)
         return 0.5 * config.lr * (1 + math.cos(math.pi * min((progress - config.warmup_epochs) / span, 1.0)))
     return None
+
+
+def _mixup(
+    batch: torch.Tensor, targets: torch.Tensor, alpha: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup (Zhang et al.): each face blended with another of the batch, targets likewise; the weight ~ Beta."""
+    gamma = torch.distributions.Gamma(torch.tensor([alpha, alpha]), torch.tensor(1.0))
+    first, second = gamma.sample()
+    weight = float(first / (first + second))
+    partner = torch.randperm(len(batch), generator=generator)
+    return weight * batch + (1 - weight) * batch[partner], weight * targets + (1 - weight) * targets[partner]
 
 
 def _smoothed(batch_targets: torch.Tensor, config: TrainConfig) -> torch.Tensor:

@@ -14,7 +14,9 @@ def test_variables_fill_typed_settings_and_overrides_win(monkeypatch: pytest.Mon
     monkeypatch.setenv("TSNET_RETRAIN_EMA", "")
     monkeypatch.setenv("TSNET_MAX_BENCHMARK_DROP", "0.01")
     monkeypatch.setenv("TSNET_RETRAIN_SEED", "2")
+    monkeypatch.setenv("TSNET_RETRAIN_MIXUP", "0.4")
     settings = RetrainSettings.from_env(home=tmp_path, epochs=4)
+    assert settings.mixup == 0.4
     assert (settings.epochs, settings.anchor_weight, settings.photo_augment, settings.seed) == (4, 0.5, True, 2)
     assert settings.ema_decay is None and settings.rules.max_benchmark_drop == 0.01
 
@@ -27,6 +29,7 @@ def test_variables_fill_typed_settings_and_overrides_win(monkeypatch: pytest.Mon
         ("TSNET_RETRAIN_ANCHOR", "-1", "TSNET_RETRAIN_ANCHOR must be 0 or more, not '-1'"),
         ("TSNET_GUARD_ALPHA", "-0.2", "TSNET_GUARD_ALPHA must be 0 or more"),
         ("TSNET_RETRAIN_SEED", "one", "TSNET_RETRAIN_SEED must be a whole number, not 'one'"),
+        ("TSNET_RETRAIN_MIXUP", "-0.4", "TSNET_RETRAIN_MIXUP must be 0 or more"),
     ],
 )
 def test_a_wrong_value_names_its_variable(

@@ -175,9 +175,10 @@ def test_the_candidate_is_shrunk_on_the_benchmark_or_on_faces_outside_the_replay
     assert shrink["probe"].startswith("FER+ training faces outside") and shrink["probe_faces"] == 6
 
 
-def test_logit_adjustment_photo_augmentation_and_the_anchor_reach_the_retrained_student(
+def test_logit_adjustment_photo_augmentation_the_anchor_and_mixup_reach_the_retrained_student(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("TSNET_RETRAIN_MIXUP", "0.4")
     monkeypatch.setenv("TSNET_RETRAIN_LOGIT_ADJUST", "0.5")
     monkeypatch.setenv("TSNET_RETRAIN_PHOTO_AUGMENT", "1")
     monkeypatch.setenv("TSNET_RETRAIN_ANCHOR", "0.1")
@@ -185,7 +186,7 @@ def test_logit_adjustment_photo_augmentation_and_the_anchor_reach_the_retrained_
     assert _retrain(home) == 0
     made_with = read_config(ModelRegistry(home).weights_folder("v1", "student")).training
     assert made_with["logit_adjust"] == 0.5 and made_with["photo_augment"] is True
-    assert made_with["anchor_weight"] == 0.1
+    assert made_with["anchor_weight"] == 0.1 and made_with["mixup"] == 0.4
 
 
 def test_trainable_fine_tunes_only_the_named_modules_of_the_served_student(
