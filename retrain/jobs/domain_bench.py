@@ -171,28 +171,12 @@ def _run_job(scenario: _Scenario, settings: RetrainSettings, home: Path, importe
     }
 
 
-def run_domain_bench(
-    settings: RetrainSettings, data: Path = DEFAULT_DOMAIN_DATA, store_people: int = 11, seed: int = 0
-) -> dict[str, Any]:
-    """Run the scenario and return its figures (see the module docstring)."""
-    scenario = _scenario(settings, data, store_people, seed)
-    with tempfile.TemporaryDirectory(prefix="tsnet-domain-bench-") as temporary:
-        home = Path(temporary) / "home"
-        imported = _import_store(scenario, home, Path(temporary))
-        return _run_job(scenario, settings, home, imported)
-
-
-def run_domain_bench_seeds(
-    settings: RetrainSettings, data: Path = DEFAULT_DOMAIN_DATA, store_people: int = 11, runs: int = 3
-) -> dict[str, Any]:
-    """The scenario's job ``runs`` times, on job seeds ``settings.seed``, +1, ..., over one people split and one import.
-
-    One job's figure on unseen people moves by a few points with its seed alone (README), so a recipe is judged
-    on the spread of several, each on an untouched copy of the same imported store.
-    """
+def _bench_runs(settings: RetrainSettings, data: Path, store_people: int, seed: int, runs: int) -> list[dict[str, Any]]:
+    """The people split once, the store imported once, then ``runs`` jobs on job seeds ``settings.seed``, +1, ...,
+    each on an untouched copy of that store."""
     if runs < 1:
         raise ValueError("--bench-seeds must be 1 or more")
-    scenario = _scenario(settings, data, store_people, seed=0)
+    scenario = _scenario(settings, data, store_people, seed)
     results = []
     with tempfile.TemporaryDirectory(prefix="tsnet-domain-bench-") as temporary:
         template = Path(temporary) / "store"
@@ -201,6 +185,25 @@ def run_domain_bench_seeds(
             home = Path(temporary) / f"seed-{job_seed}"
             shutil.copytree(template, home, symlinks=True)
             results.append(_run_job(scenario, replace(settings, seed=job_seed), home, imported))
+    return results
+
+
+def run_domain_bench(
+    settings: RetrainSettings, data: Path = DEFAULT_DOMAIN_DATA, store_people: int = 11, seed: int = 0
+) -> dict[str, Any]:
+    """Run the scenario and return its figures (see the module docstring)."""
+    return _bench_runs(settings, data, store_people, seed, runs=1)[0]
+
+
+def run_domain_bench_seeds(
+    settings: RetrainSettings, data: Path = DEFAULT_DOMAIN_DATA, store_people: int = 11, runs: int = 3, seed: int = 0
+) -> dict[str, Any]:
+    """The scenario's job ``runs`` times, on job seeds ``settings.seed``, +1, ..., over one people split and one import.
+
+    One job's figure on unseen people moves by a few points with its seed alone (README), so a recipe is judged
+    on the spread of several.
+    """
+    results = _bench_runs(settings, data, store_people, seed, runs)
     return {"runs": results, "summary": summarize_seeds(results)}
 
 

@@ -83,23 +83,20 @@ def _domain_bench(args: argparse.Namespace, settings: Any) -> int:
     from retrain.jobs import domain_bench
 
     data = args.bench_data or domain_bench.DEFAULT_DOMAIN_DATA
+    several = args.bench_seeds != 1  # one run keeps its own output; several print each run and their spread
     try:
-        if args.bench_seeds == 1:
-            result = domain_bench.run_domain_bench(settings, data, args.bench_store_people)
-        else:
+        if several:
             result = domain_bench.run_domain_bench_seeds(settings, data, args.bench_store_people, args.bench_seeds)
+        else:
+            result = domain_bench.run_domain_bench(settings, data, args.bench_store_people)
     except (FileNotFoundError, ValueError) as error:
         print(f"tsnet retrain --bench: {error}", file=sys.stderr)
         return 2
     if args.bench_json is not None:
         domain_bench.write_json(result, args.bench_json)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    elif args.bench_seeds == 1:
-        print(domain_bench.format_domain_bench(result))
-    else:
-        print(domain_bench.format_domain_bench_seeds(result))
-    runs = result["runs"] if args.bench_seeds != 1 else [result]
+    formatted = domain_bench.format_domain_bench_seeds if several else domain_bench.format_domain_bench
+    print(json.dumps(result, indent=2) if args.json else formatted(result))
+    runs = result["runs"] if several else [result]
     return 0 if all(run["state"] == "succeeded" for run in runs) else 1
 
 
