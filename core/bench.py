@@ -113,7 +113,8 @@ def _single_pass(classifier: Any) -> Iterator[None]:
 
 def _crop_classification(classifiers: dict[str, Any], face_crop: Image.Image, repeats: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    gray = np.asarray(face_crop.convert("L").resize((48, 48), Image.BILINEAR))[None]
+    size = next(iter(classifiers.values())).config.face_size if classifiers else 48
+    gray = np.asarray(face_crop.convert("L").resize((size, size), Image.BILINEAR))[None]
     batch32 = np.repeat(gray, 32, axis=0)
     for name, classifier in classifiers.items():
         entry: dict[str, Any] = {

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from .data.tensors import preprocess_batch, to_gray_array
+from .data.tensors import faces_at, preprocess_batch, to_gray_array
 from .weights import ModelConfig, load_weights
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class Classifier:
         return str(self.config.training.get("version", Path(self.source).name or "unknown"))
 
     def crops_to_tensor(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        arrays = np.stack([to_gray_array(image) for image in images])
+        arrays = np.stack([to_gray_array(image, self.config.face_size) for image in images])
         batch = torch.from_numpy(arrays)[:, None]
         return preprocess_batch(batch, self.config.input_size, self.config.mean, self.config.std)
 
@@ -120,7 +120,10 @@ class Classifier:
         return self.engine.logits(batch, flip_average)
 
     def predict_gray_batch(self, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-        """Probabilities for uint8 grayscale faces (N, 1, H, W), e.g. a dataset held in memory."""
+        """Probabilities for uint8 grayscale faces (N, 1, H, W), e.g. a dataset held in memory; faces sharper than
+        the model's ``face_size`` (photo crops) are first reduced to it, as a photo's crop is."""
+        if images.shape[-1] > self.config.face_size:
+            images = faces_at(images, self.config.face_size)
         outputs = []
         flip = bool(self.config.training.get("flip_tta", False))
         for start in range(0, len(images), batch_size):
@@ -136,7 +139,7 @@ class Classifier:
         """Probabilities of shape (N, len(labels)) for face crops, in ``labels`` order."""
         if len(images) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.engine.probabilities(np.stack([to_gray_array(image) for image in images]))
+        return self.engine.probabilities(np.stack([to_gray_array(image, self.config.face_size) for image in images]))
 
     @cached_property
     def face_detector(self) -> FaceDetector:

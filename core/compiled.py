@@ -15,7 +15,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data.tensors import STORE_SIZE
 from .weights import ModelConfig
 
 __all__ = ["CompiledEngine", "Preprocessor", "CONFIG_METADATA_KEY"]
@@ -30,19 +29,27 @@ class Preprocessor:
     that performs PyTorch's resize; this avoids ~0.1 ms of tensor overhead per single-face call.
     """
 
-    def __init__(self, config: ModelConfig, source_size: int = STORE_SIZE) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         self.size = config.input_size
         self.mean, self.std = config.mean, config.std
-        # Resize along the width: PyTorch's antialiased kernel differs along a height of 1.
-        basis = torch.eye(source_size).reshape(source_size, 1, 1, source_size)
-        rows = F.interpolate(basis, size=(1, self.size), mode="bilinear", align_corners=False, antialias=True)
-        self.resize = rows.reshape(source_size, self.size).T.numpy().astype(np.float32)  # (size, source)
+        self._resizes: dict[int, np.ndarray] = {}
+        self._matrix(config.face_size)  # the side photo crops arrive at, ready before the first call
+
+    def _matrix(self, source_size: int) -> np.ndarray:
+        """(size, source) resize matrix, made once per source side (stored 48 px faces, sharp photo crops)."""
+        if source_size not in self._resizes:
+            # Resize along the width: PyTorch's antialiased kernel differs along a height of 1.
+            basis = torch.eye(source_size).reshape(source_size, 1, 1, source_size)
+            rows = F.interpolate(basis, size=(1, self.size), mode="bilinear", align_corners=False, antialias=True)
+            self._resizes[source_size] = rows.reshape(source_size, self.size).T.numpy().astype(np.float32)
+        return self._resizes[source_size]
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W) -> normalised float32 (N, 1, size, size)."""
         pixels = faces.astype(np.float32) * (1.0 / 255.0)
         if pixels.shape[-1] != self.size:
-            pixels = self.resize @ pixels @ self.resize.T
+            resize = self._matrix(pixels.shape[-1])
+            pixels = resize @ pixels @ resize.T
         return ((pixels - self.mean) / self.std)[:, None].astype(np.float32, copy=False)
 
 
@@ -83,7 +90,7 @@ class CompiledEngine:
         if calibration is not None:
             if len(calibration) == 0:
                 raise ValueError("int8 export needs at least one calibration face")
-            graph = cls._quantize(graph, Preprocessor(config, calibration.shape[-1])(calibration[:, 0]))
+            graph = cls._quantize(graph, Preprocessor(config)(calibration[:, 0]))
         graph = cls._with_metadata(graph, {CONFIG_METADATA_KEY: json.dumps(asdict(config), sort_keys=True)})
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +146,7 @@ class CompiledEngine:
         return torch.from_numpy(logits)
 
     def probabilities(self, faces: np.ndarray) -> np.ndarray:
-        """Probabilities for uint8 grayscale faces (N, H, W) at the stored 48 px: the low-latency path."""
+        """Probabilities for uint8 grayscale faces (N, H, W) at the model's ``face_size``: the low-latency path."""
         batch = self._preprocess(faces)
         if self.flip_tta:
             # One call on the faces and their mirror images: cheaper than two calls at batch 1.

@@ -15,8 +15,9 @@ Two figures per model, both computed from the maps themselves:
   drops over the faces, with a 95 % bootstrap interval. Independent random pixels
   (``deletion_score_scattered``) are reported too: scattered grey pixels hurt this model far more
   than one clump of the same area, so that figure rewards fragmented maps rather than faithful
-  ones. Masks go on the 48 px grey face the classifier reads, and the probability is the
-  product's own prediction (flip-TTA included), whatever input the explanation ran on.
+  ones. Masks go on the grey face the classifier reads (at its ``face_size``: 48 px for the shipped
+  student), and the probability is the product's own prediction (flip-TTA included), whatever
+  input the explanation ran on.
 
 ``explain_bench`` runs the served recipe (:data:`core.explain.DEFAULT_RECIPE`) and, when asked,
 every option of :data:`OPTIONS`; ``thread_cost`` compares serialising concurrent explanations on
@@ -157,7 +158,7 @@ def deletion_drops(
 
     if fill not in FILLS:
         raise ValueError(f"unknown fill {fill!r}; choose one of {FILLS}")
-    gray = to_gray_array(crop)
+    gray = to_gray_array(crop, classifier.config.face_size)
     heat = np.asarray(Image.fromarray(heatmap.astype(np.float32), mode="F").resize(gray.shape[::-1], Image.BILINEAR))
     count = int(round(fraction * gray.size))
     grain = effective_grid(heat)

@@ -27,6 +27,9 @@ class ModelConfig:
     architecture: str
     labels: list[str]
     input_size: int = 64
+    # The side a photo's aligned face is reduced to before input_size: 48 repeats FER+'s own downsampling (what
+    # FER+-trained weights expect); a model retrained on sharp photo crops reads them at its input size.
+    face_size: int = 48
     in_chans: int = 1
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     mean: float = 0.5

@@ -20,7 +20,7 @@ The retrain loop and the Gradio app use it through this API::
     store.push_dataset("me/fer-labels", token=..., endpoint=...)  # one Hub commit (HF_ENDPOINT honoured)
 
 Faces: pass ``detect_faces(image) -> [(box, aligned_crop), ...]`` (e.g. a wrapper over core.faces) to
-store each face's box and crop; without it the whole image, as 48x48 grayscale, is the crop.
+store each face's box and crop; without it the whole image, as grayscale (48-96 px square), is the crop.
 The classifier for the queue is anything with ``.labels`` and ``.predict_crops(list[PIL.Image])``.
 """
 

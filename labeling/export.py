@@ -1,6 +1,6 @@
 """Export: a Hugging Face ``DatasetDict`` (train/validation/test) on disk or on the Hub, or an image folder.
 
-Rows are the labelled images of each split with ``image`` (the 48x48 aligned crop by default, or the
+Rows are the labelled images of each split with ``image`` (the aligned grey face crop by default, or the
 original photo), ``label`` (a ``ClassLabel`` in the store's label order), ``soft_target`` (the vote
 shares) and ``image_id``. The Hub push writes the same parquet layout ``DatasetDict.push_to_hub``
 does, but through an ``HfApi`` built for the endpoint given here or in ``HF_ENDPOINT`` *at call

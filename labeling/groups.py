@@ -4,7 +4,7 @@ Near-duplicates
 ---------------
 Shots of one person taken a second apart, a re-encoded copy, a slightly brighter version: if one lands in
 train and the other in test, the store's test accuracy measures memory, not generalisation. Every image
-gets a 256-bit difference hash (dHash) of its stored 48x48 face crop: the crop is shrunk to 17x16 and each
+gets a 256-bit difference hash (dHash) of its stored face crop: the crop is shrunk to 17x16 and each
 bit says whether a pixel is brighter than its right neighbour. Two crops within
 ``NEAR_DUPLICATE_DISTANCE`` bits of each other are near-duplicates and share a split.
 
@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from core.data.tensors import STORE_SIZE
+
 __all__ = [
     "HASH_BYTES",
     "NEAR_DUPLICATE_DISTANCE",
@@ -50,8 +52,11 @@ NEAR_DUPLICATE_DISTANCE = 20  # bits out of 256; the first cross-person pair on 
 
 
 def perceptual_hash(crop: np.ndarray) -> bytes:
-    """The 256-bit dHash of a grayscale crop, as 32 bytes."""
+    """The 256-bit dHash of a grayscale crop, as 32 bytes; a crop kept sharper than FER+'s 48 px is hashed at
+    48 px, so a store's hashes (and its near-duplicate threshold, measured on 48 px crops) do not depend on it."""
     image = Image.fromarray(np.ascontiguousarray(crop, dtype=np.uint8))
+    if min(image.size) > STORE_SIZE:
+        image = image.resize((STORE_SIZE, STORE_SIZE), Image.BILINEAR)
     small = np.asarray(image.resize((_SIDE + 1, _SIDE), Image.BILINEAR), dtype=np.int16)
     return np.packbits(small[:, 1:] > small[:, :-1]).tobytes()
 

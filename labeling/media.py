@@ -19,9 +19,10 @@ from PIL import Image
 
 from core.atomic import write_bytes_atomically
 from core.data import to_gray_array
+from core.data.tensors import SHARP_SIZE, STORE_SIZE
 from core.images import decode_photo
 
-__all__ = ["FaceFinder", "DecodedImage", "MediaFolder", "content_id", "decode_image", "find_faces"]
+__all__ = ["FaceFinder", "DecodedImage", "MediaFolder", "content_id", "decode_image", "find_faces", "kept_face"]
 
 # ``detect_faces(image) -> [(box, aligned_crop), ...]``; box is (left, top, right, bottom) in pixels.
 FaceFinder = Callable[[Image.Image], Sequence[tuple[Sequence[float], Image.Image]]]
@@ -56,16 +57,22 @@ class FoundFace:
     """One face the store keeps for an image (not ``core.faces.Face``: only its box and model-input crop)."""
 
     box: tuple[float, float, float, float] | None  # None: no detector, the whole image is the crop
-    crop: np.ndarray  # uint8 48x48 grayscale, the training/inference input
+    crop: np.ndarray  # uint8 square grayscale (see kept_face), the training/inference input
+
+
+def kept_face(image: Image.Image) -> np.ndarray:
+    """The face as the store keeps it: grey, square, as sharp as the image allows between FER+'s 48 px and an
+    aligned photo crop's own 96 px, so a model can read it at its own ``face_size``."""
+    return to_gray_array(image, min(SHARP_SIZE, max(STORE_SIZE, min(image.size))))
 
 
 def find_faces(image: Image.Image, detect_faces: FaceFinder | None) -> list[FoundFace]:
     """Faces largest first (index 0 is the face an image label refers to); whole image without a detector."""
     if detect_faces is None:
-        return [FoundFace(None, to_gray_array(image))]
+        return [FoundFace(None, kept_face(image))]
     found = [(tuple(float(v) for v in box), crop) for box, crop in detect_faces(image)]
     found.sort(key=lambda item: -(item[0][2] - item[0][0]) * (item[0][3] - item[0][1]))
-    return [FoundFace(box, to_gray_array(crop)) for box, crop in found]  # type: ignore[arg-type]
+    return [FoundFace(box, kept_face(crop)) for box, crop in found]  # type: ignore[arg-type]
 
 
 def _png_bytes(array: np.ndarray) -> bytes:

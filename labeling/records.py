@@ -15,7 +15,7 @@ __all__ = ["FaceRecord", "ImageRecord", "LabelEvent", "Sample", "ImportReport", 
 class FaceRecord:
     index: int  # 0 is the largest face, the one an image label refers to
     box: tuple[float, float, float, float] | None
-    crop: Path  # 48x48 grayscale PNG
+    crop: Path  # square grayscale PNG, 96 px for a photo's face (48 px for a FER+ crop)
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,12 @@ import numpy as np
 import sqlite_utils
 from PIL import Image
 
-from core.data import to_gray_array
 from core.labels import default_labels, normalise_label
 
 from ._db import connect, retrying, write_transaction
 from ._schema import migrate
 from .groups import HashIndex, perceptual_hash
-from .media import FaceFinder, FoundFace, MediaFolder, content_id, decode_image, find_faces
+from .media import FaceFinder, FoundFace, MediaFolder, content_id, decode_image, find_faces, kept_face
 from .queries import Ingested
 from .records import FaceRecord, ImageRecord, LabelEvent, Sample
 from .splits import SPLITS, choose_split
@@ -93,7 +92,7 @@ def _detect(image: Image.Image, detect_faces: FaceFinder) -> list[tuple[FoundFac
     """Faces largest first with their aligned crops (the crop of the second and later faces is a new image)."""
     found = [(tuple(float(v) for v in box), crop) for box, crop in detect_faces(image)]
     found.sort(key=lambda item: -(item[0][2] - item[0][0]) * (item[0][3] - item[0][1]))
-    return [(FoundFace(box, to_gray_array(crop)), crop) for box, crop in found]  # type: ignore[arg-type]
+    return [(FoundFace(box, kept_face(crop)), crop) for box, crop in found]  # type: ignore[arg-type]
 
 
 class AnnotationStore:

@@ -61,6 +61,7 @@ _ENV = {
     "photo_augment": "TSNET_RETRAIN_PHOTO_AUGMENT",
     "anchor_weight": "TSNET_RETRAIN_ANCHOR",
     "mixup": "TSNET_RETRAIN_MIXUP",
+    "sharp_faces": "TSNET_RETRAIN_SHARP_FACES",
     "guard_alpha": "TSNET_GUARD_ALPHA",
     "probe_size": "TSNET_PROBE_SIZE",
     "shrink": "TSNET_RETRAIN_SHRINK",
@@ -102,6 +103,9 @@ class RetrainSettings:
     logit_adjust: float = 0.0  # train on logits + tau * log(training class prior): the model unlearns that prior
     photo_augment: bool = False  # also degrade the training faces like photos (JPEG, blur, resolution, light)
     mixup: float = 0.0  # > 0: blend pairs of training faces and their targets (mixup), Beta(mixup, mixup)
+    # Read the user's photo faces at the model's input size (64 px) instead of FER+'s 48 (a store of 48 px crops
+    # keeps 48). Off: it gains before the shrink step but not after it (README, Retrain, 3 seeds each).
+    sharp_faces: bool = False
     anchor_weight: float = 0.0  # L2-SP: pull the weights toward the current student's (a guard that needs no data)
     shrink: bool = True  # shrink the candidate toward the current student until it holds on the benchmark
     probe_size: int = 1000  # without benchmark data: FER+ training faces outside the replay sample probe instead

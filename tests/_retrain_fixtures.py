@@ -24,14 +24,14 @@ def tiny_weights(folder: Path, architecture: str, seed: int) -> Path:
     return write_random_weights(folder, architecture, labels=LABELS, input_size=INPUT_SIZE, seed=seed)
 
 
-def fill_store(db: Path, per_class: int = 10, seed: int = 0) -> AnnotationStore:
-    """Labelled pattern faces (split 6:2:2 by the store itself) in a real SQLite file."""
+def fill_store(db: Path, per_class: int = 10, seed: int = 0, side: int = 48) -> AnnotationStore:
+    """Labelled ``side`` px pattern faces (split 6:2:2 by the store itself) in a real SQLite file."""
     store = AnnotationStore(db, labels=LABELS)
     rng = np.random.default_rng(seed)
     for index, label in enumerate(LABELS):
         for _ in range(per_class):
             buffer = io.BytesIO()
-            pattern_image(index, rng).save(buffer, format="PNG")
+            pattern_image(index, rng, side).save(buffer, format="PNG")
             store.ingest(buffer.getvalue(), "generated", None, votes=[(label, "ana")])
     return store
 

@@ -2,13 +2,14 @@
 
 from .ferplus import FERPLUS_COLUMNS, FerPlusSamples, is_ferplus_folder, read_ferplus
 from .folder import IMAGE_SUFFIXES, list_images, read_image_folder
-from .tensors import augment_batch, load_gray_images, preprocess_batch, to_gray_array
+from .tensors import augment_batch, faces_at, load_gray_images, preprocess_batch, to_gray_array
 
 __all__ = [
     "FERPLUS_COLUMNS",
     "FerPlusSamples",
     "IMAGE_SUFFIXES",
     "augment_batch",
+    "faces_at",
     "is_ferplus_folder",
     "list_images",
     "load_gray_images",

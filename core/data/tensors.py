@@ -19,9 +19,10 @@ from PIL import Image
 from ..images import to_eight_bit
 from .photo_augment import degrade_like_photos, jpeg_batch
 
-__all__ = ["load_gray_images", "to_gray_array", "preprocess_batch", "augment_batch"]
+__all__ = ["load_gray_images", "to_gray_array", "faces_at", "preprocess_batch", "augment_batch"]
 
-STORE_SIZE = 48  # FER+ native resolution; photos' aligned crops are stored at the same size
+STORE_SIZE = 48  # FER+ native resolution: what FER+-trained weights read a face at
+SHARP_SIZE = 96  # an aligned photo crop's own side: the store keeps faces this sharp, a model reduces them
 
 
 def to_gray_array(image: Image.Image, size: int = STORE_SIZE) -> np.ndarray:
@@ -35,6 +36,16 @@ def to_gray_array(image: Image.Image, size: int = STORE_SIZE) -> np.ndarray:
 def _read(path: Path, size: int) -> np.ndarray:
     with Image.open(path) as image:
         return to_gray_array(image, size)
+
+
+def faces_at(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 faces (N, 1, H, W) resized to ``size`` exactly as :func:`to_gray_array` resizes one photo crop."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    arrays = [to_gray_array(Image.fromarray(face), size) for face in images[:, 0].numpy()]
+    if not arrays:
+        return torch.zeros((0, 1, size, size), dtype=torch.uint8)
+    return torch.from_numpy(np.stack(arrays))[:, None]
 
 
 def load_gray_images(paths: Sequence[Path], size: int = STORE_SIZE, workers: int = 4) -> torch.Tensor:

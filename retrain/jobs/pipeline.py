@@ -12,11 +12,13 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from core.classifier import Classifier
+from core.data import faces_at
+from core.data.tensors import SHARP_SIZE
 from core.distillation import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 from core.weights import CONFIG_NAME, ModelConfig, load_weights, read_config
 from labeling import AnnotationStore
@@ -28,7 +30,15 @@ from ..registry.model_card import write_model_card
 from ..settings import RetrainSettings
 from ..training import Dataset, TrainConfig, TrainingCancelled, distributed_context, run_training
 from . import promotion
-from .datasets import benchmark_set, concat, probe_sample, replay_sample, store_split, with_model_targets
+from .datasets import (
+    benchmark_set,
+    concat,
+    probe_sample,
+    replay_sample,
+    store_split,
+    stored_face_side,
+    with_model_targets,
+)
 from .shrink import shrink_toward
 from .state import JobCancelled, JobHandle
 
@@ -53,9 +63,9 @@ def _stop_check(handle: JobHandle, world: int) -> Callable[[], bool]:
 
 
 def _train_config(
-    source: ModelConfig, source_dir: Path, out: Path, settings: RetrainSettings, epochs: int
+    source: ModelConfig, source_dir: Path, out: Path, settings: RetrainSettings, epochs: int, face_size: int
 ) -> TrainConfig:
-    """A fine-tuning run of ``source`` on the job's faces with the recipe's schedule and options."""
+    """A fine-tuning run of ``source`` on the job's faces (read at ``face_size``) with the recipe's schedule."""
     kwargs = source.model_kwargs
     return TrainConfig(
         architecture=source.architecture,
@@ -67,6 +77,7 @@ def _train_config(
         lr=settings.student_lr,
         schedule="cosine",
         input_size=source.input_size,
+        face_size=face_size,
         stem=kwargs.get("stem", "imagenet"),
         dropout=kwargs.get("dropout", 0.5),
         init_from=str(source_dir),
@@ -117,6 +128,7 @@ class _JobData:
     test_groups: list[str]
     snapshot: dict[str, Any]
     replay_faces: int
+    face_size: int  # the side the candidate reads photo faces at (see _face_size)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -143,6 +155,14 @@ def _sources(settings: RetrainSettings) -> _Sources:
     return sources
 
 
+def _face_size(settings: RetrainSettings, current: ModelConfig, stored_side: int) -> int:
+    """The side the candidate reads photo faces at: its input size when the store keeps them at least that sharp
+    (photo faces are kept at 96 px), else the current model's (FER+'s 48 px for the shipped student)."""
+    if settings.sharp_faces and stored_side >= current.input_size:
+        return max(current.input_size, current.face_size)
+    return current.face_size
+
+
 def _job_data(
     store: AnnotationStore,
     labels: list[str],
@@ -151,10 +171,14 @@ def _job_data(
     current_student: Classifier,
 ) -> _JobData:
     """The store's splits, the user's faces repeated ``store_repeat`` times, and the replay sample when there is one."""
-    train_new = store_split(store, "train", labels)
+    stored_side = stored_face_side(store, "train")
+    face_size = _face_size(settings, current_student.config, stored_side)
+    train_new = store_split(store, "train", labels, face_size)
     if not len(train_new.data):
         raise ValueError(f"{store.path} has no labelled training faces yet: label some images first")
-    validation, test = store_split(store, "validation", labels), store_split(store, "test", labels)
+    # Judged as kept when the candidate reads sharper faces: each model reduces them to its own face_size.
+    judge_size = min(SHARP_SIZE, stored_side) if face_size > current_student.config.face_size else face_size
+    validation, test = (store_split(store, split, labels, judge_size) for split in ("validation", "test"))
     replay_folder = settings.resolved_replay()
     replay_names: list[str] = []
     train = concat(*[train_new.data] * max(settings.store_repeat, 1))
@@ -176,20 +200,26 @@ def _job_data(
         "replay": {"folder": str(replay_folder) if replay_folder else None, "files": replay_names},
     }
     log(
-        f"{len(train_new.data)} store faces (x{max(settings.store_repeat, 1)}) + {len(replay_names)} replay faces;"
-        f" {len(validation.data)} validation, {len(test.data)} test"
+        f"{len(train_new.data)} store faces (x{max(settings.store_repeat, 1)}, read at {face_size} px) +"
+        f" {len(replay_names)} replay faces; {len(validation.data)} validation, {len(test.data)} test"
     )
     for warning in warnings:
         log(f"warning: {warning}")
-    return _JobData(train, validation.data, test.data, test.groups, snapshot, len(replay_names), warnings)
+    return _JobData(train, validation.data, test.data, test.groups, snapshot, len(replay_names), face_size, warnings)
 
 
 def _student_config(
-    sources: _Sources, settings: RetrainSettings, work: Path, epochs: int, teacher: Path | None, guard: bool
+    sources: _Sources,
+    settings: RetrainSettings,
+    work: Path,
+    epochs: int,
+    face_size: int,
+    teacher: Path | None,
+    guard: bool,
 ) -> TrainConfig:
     """The student's run: the recipe's schedule, distilled from ``teacher`` when one was fine-tuned, or from the
     current student itself (learning without forgetting) when ``guard`` stands in for missing replay data."""
-    config = _train_config(sources.student, sources.folders["student"], work / "student", settings, epochs)
+    config = _train_config(sources.student, sources.folders["student"], work / "student", settings, epochs, face_size)
     config.lr = settings.student_lr
     config.train_only = [name.strip() for name in settings.trainable.split(",") if name.strip()] or None
     if teacher is not None or guard:
@@ -215,7 +245,12 @@ def _train_models(
     main_handle = handle if rank == 0 else None
     should_stop = _stop_check(handle, world)
     curves: dict[str, list[dict]] = {"teacher": [], "student": []}
-    validation = data.validation if len(data.validation) else None
+    # The loop scores the validation faces as the candidate will read them.
+    validation = (
+        replace(data.validation, images=faces_at(data.validation.images, data.face_size))
+        if len(data.validation)
+        else None
+    )
 
     def train_stage(stage: str, config: TrainConfig) -> Path:
         def record(metrics: dict) -> None:
@@ -231,14 +266,14 @@ def _train_models(
     try:
         if settings.stages == "teacher+student":
             _stage(main_handle, log, "teacher", f"fine-tuning the teacher for {epochs} epoch(s)", world == 1)
-            config = _train_config(
-                sources.teacher, sources.folders["teacher"], handle.work_dir / "teacher", settings, epochs
-            )
+            work = handle.work_dir / "teacher"
+            config = _train_config(sources.teacher, sources.folders["teacher"], work, settings, epochs, data.face_size)
             config.lr = settings.teacher_lr
             teacher = train_stage("teacher", config)
         _stage(main_handle, log, "student", f"training the student for {epochs} epoch(s)", world == 1)
         guard = data.replay_faces == 0
-        student = train_stage("student", _student_config(sources, settings, handle.work_dir, epochs, teacher, guard))
+        config = _student_config(sources, settings, handle.work_dir, epochs, data.face_size, teacher, guard)
+        student = train_stage("student", config)
     except TrainingCancelled as error:
         raise JobCancelled(str(error)) from error
     return teacher or sources.folders["teacher"], student, curves

@@ -61,7 +61,7 @@ def render_model_card(
             "",
             f"- Architecture: `{config.architecture}`",
             f"- Input: {config.input_size}x{config.input_size} {channels}, normalised with mean {config.mean}"
-            f" and std {config.std}",
+            f" and std {config.std}; a photo's aligned face is first reduced to {config.face_size} px",
             f"- Labels ({len(config.labels)}): {', '.join(config.labels)}",
             f"- Files: `{CONFIG_NAME}` (architecture, labels, preprocessing) and `model.safetensors` (weights)",
             "",

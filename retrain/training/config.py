@@ -33,6 +33,7 @@ class TrainConfig:
     plateau_factor: float = 0.1
     warmup_epochs: int = 0
     input_size: int = 64
+    face_size: int = 48  # the side photo crops are reduced to before input_size (see core.weights.ModelConfig)
     stem: str = "imagenet"
     dropout: float = 0.5
     target_mode: str = "majority"
@@ -67,6 +68,7 @@ class TrainConfig:
             architecture=self.architecture,
             labels=list(self.labels),
             input_size=self.input_size,
+            face_size=self.face_size,
             in_chans=1,
             mean=INPUT_MEAN,
             std=INPUT_STD,

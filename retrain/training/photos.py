@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from core.classifier import Classifier
-from core.data.tensors import to_gray_array
+from core.data.tensors import SHARP_SIZE, to_gray_array
 
 from .evaluation import class_lines, score
 
@@ -77,10 +77,11 @@ def photo_crops(photos: Sequence[DomainPhoto]) -> list[Image.Image | None]:
 
 @dataclass
 class PhotoSet:
-    """A photo folder's found faces as 48 px grayscale (what the classifier reduces a crop to) and their labels."""
+    """A photo folder's found faces as grey aligned crops (96 px: each classifier reduces them to its own
+    ``face_size``, as the photo pipeline does) and their labels."""
 
     folder: str
-    images: torch.Tensor  # uint8 (F, 1, 48, 48), the photos whose face was found
+    images: torch.Tensor  # uint8 (F, 1, 96, 96), the photos whose face was found
     label_indices: torch.Tensor  # int64 (F,)
     photos: int  # all photos scored, found or not
     labels: list[str]
@@ -99,8 +100,16 @@ def load_photo_set(folder: str | Path, labels: Sequence[str], agreed_only: bool 
 def photo_set(photos: Sequence[DomainPhoto], labels: Sequence[str], folder: str = "") -> PhotoSet:
     """``photos`` (of ``labels``' classes) detected and aligned once, e.g. the unseen people of the retrain bench."""
     crops = photo_crops(photos)
-    found = [(to_gray_array(crop), labels.index(photo.label)) for crop, photo in zip(crops, photos) if crop is not None]
-    images = torch.from_numpy(np.stack([array for array, _ in found]))[:, None] if found else torch.zeros(0, 1, 48, 48)
+    found = [
+        (to_gray_array(crop, SHARP_SIZE), labels.index(photo.label))
+        for crop, photo in zip(crops, photos)
+        if crop is not None
+    ]
+    images = (
+        torch.from_numpy(np.stack([array for array, _ in found]))[:, None]
+        if found
+        else torch.zeros(0, 1, SHARP_SIZE, SHARP_SIZE)
+    )
     indices = torch.tensor([index for _, index in found], dtype=torch.int64)
     return PhotoSet(folder, images.to(torch.uint8), indices, len(photos), list(labels))
 

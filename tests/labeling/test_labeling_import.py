@@ -253,8 +253,8 @@ def _import(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def _gray(image: Image.Image) -> np.ndarray:
-    return to_gray_array(image).astype(np.int16)
+def _gray(image: Image.Image, side: int = 48) -> np.ndarray:
+    return to_gray_array(image, side).astype(np.int16)
 
 
 def test_import_detects_faces_by_default_and_skips_photos_without_one(tmp_path: Path):
@@ -281,9 +281,10 @@ def test_import_detects_faces_by_default_and_skips_photos_without_one(tmp_path: 
             record = records[name]
             assert record.face_count == 1 and store.current_label(record.id) == "happy"
             stored = np.asarray(Image.open(record.crop), dtype=np.int16)
-            aligned = _gray(detector.detect(photo)[0].aligned_crop)
+            assert stored.shape == (96, 96)  # as sharp as the aligned crop: a model may read it above 48 px
+            aligned = _gray(detector.detect(photo)[0].aligned_crop, 96)
             assert np.abs(stored - aligned).max() <= 1  # the aligned face the app would store ...
-            assert np.abs(stored - _gray(photo)).mean() > 20  # ... not the whole photo shrunk to 48x48
+            assert np.abs(stored - _gray(photo, 96)).mean() > 20  # ... not the whole photo shrunk
         x0, y0, x1, y1 = records["b.png"].faces[0].box
         assert 500 < x0 < x1 < 680 and 150 < y0 < y1 < 320  # the mirrored face, where it was pasted
 

@@ -12,7 +12,8 @@ from core.weights import load_weights, read_config
 from retrain import RetrainService
 from retrain.layout import DataLayout
 from retrain.registry import ModelRegistry
-from tests._retrain_fixtures import configure, fill_store, served_classifier, set_rule
+from tests._retrain_fixtures import LABELS, configure, fill_store, served_classifier, set_rule
+from tests._weights import write_random_weights
 from tests.support.hub_server import HubServer
 from tsnet.cli import main
 
@@ -187,6 +188,20 @@ def test_logit_adjustment_photo_augmentation_the_anchor_and_mixup_reach_the_retr
     made_with = read_config(ModelRegistry(home).weights_folder("v1", "student")).training
     assert made_with["logit_adjust"] == 0.5 and made_with["photo_augment"] is True
     assert made_with["anchor_weight"] == 0.1 and made_with["mixup"] == 0.4
+
+
+@pytest.mark.parametrize("side, sharp, face_size", [(96, "1", 64), (48, "1", 48), (96, "0", 48)])
+def test_photo_faces_are_learnt_as_sharp_as_the_retrained_student_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, side: int, sharp: str, face_size: int
+) -> None:
+    home = configure(monkeypatch, tmp_path)
+    base = write_random_weights(tmp_path / "base-64px", "shufflenet_v2", labels=LABELS, input_size=64, seed=0)
+    monkeypatch.setenv("TSNET_BASE_STUDENT", str(base))
+    monkeypatch.setenv("TSNET_RETRAIN_SHARP_FACES", sharp)
+    fill_store(tmp_path / "store.db", side=side).close()  # 96 px: a photo's face as the store keeps it
+    assert _retrain(home) == 0
+    retrained = read_config(ModelRegistry(home).weights_folder("v1", "student"))
+    assert retrained.input_size == 64 and retrained.face_size == face_size
 
 
 def test_trainable_fine_tunes_only_the_named_modules_of_the_served_student(

@@ -46,7 +46,7 @@ def test_only_agreed_photos_of_known_classes_are_scored_and_a_missed_face_counts
     photo_folder: Path, tmp_path: Path
 ) -> None:
     photos = load_photo_set(photo_folder, list(LABELS))
-    assert (photos.photos, photos.no_face, tuple(photos.images.shape)) == (3, 1, (2, 1, 48, 48))
+    assert (photos.photos, photos.no_face, tuple(photos.images.shape)) == (3, 1, (2, 1, 96, 96))
     classifier = load_classifier(tiny_weights(tmp_path / "model", "shufflenet_v2", seed=0))
     report = evaluate_photos(classifier, photos)
     right = round(report["found_accuracy"] * 2)
