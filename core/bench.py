@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .data.tensors import to_gray_array
 from .explain import explainer
 
 __all__ = ["run_bench", "format_report", "bench_photo", "load_faces"]
@@ -113,10 +114,9 @@ def _single_pass(classifier: Any) -> Iterator[None]:
 
 def _crop_classification(classifiers: dict[str, Any], face_crop: Image.Image, repeats: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    size = next(iter(classifiers.values())).config.face_size if classifiers else 48
-    gray = np.asarray(face_crop.convert("L").resize((size, size), Image.BILINEAR))[None]
-    batch32 = np.repeat(gray, 32, axis=0)
     for name, classifier in classifiers.items():
+        gray = to_gray_array(face_crop, classifier.config.face_size)[None]  # the face as this model reads it
+        batch32 = np.repeat(gray, 32, axis=0)
         entry: dict[str, Any] = {
             "batch1_crop": _timings(lambda c=classifier: c.predict_crops([face_crop]), repeats * 10)
         }
@@ -124,13 +124,13 @@ def _crop_classification(classifiers: dict[str, Any], face_crop: Image.Image, re
         if hasattr(engine, "run"):  # a compiled engine: its forward pass alone, and its NumPy path
             ready = engine._preprocess(gray)
             entry["batch1_model_only"] = _timings(lambda e=engine, x=ready: e.run(x), repeats * 10)
-            entry["batch1_gray_array"] = _timings(lambda e=engine: e.probabilities(gray), repeats * 10)
+            entry["batch1_gray_array"] = _timings(lambda e=engine, g=gray: e.probabilities(g), repeats * 10)
             if engine.flip_tta:
                 with _single_pass(classifier):
                     entry["batch1_crop_no_tta"] = _timings(
                         lambda c=classifier: c.predict_crops([face_crop]), repeats * 10
                     )
-            per_batch = _timings(lambda e=engine: e.probabilities(batch32), repeats)
+            per_batch = _timings(lambda e=engine, b=batch32: e.probabilities(b), repeats)
         else:
             tensor = torch.from_numpy(batch32)[:, None]
             per_batch = _timings(lambda c=classifier, t=tensor: c.predict_gray_batch(t), repeats)
