@@ -1,7 +1,7 @@
 """The paper's runs: which experiments ``tsnet report`` expects, training the missing ones with the recipes in
 ``recipes.py``, and evaluating each finished run's best weights.
 
-A runs folder holds one run folder per experiment (see :mod:`.run_folder`): ``teacher``, ``resnet18``,
+A runs folder holds one run folder per experiment (see :mod:`.run_folder`): ``teacher``, ``face-teacher``, ``resnet18``,
 ``student-s<seed>``, ``distill-s<seed>``, ``grid-T<T>-a<alpha>``, the long ``tsnet-*`` runs and averages.
 """
 
@@ -23,6 +23,7 @@ from .recipes import (
     AVERAGED_CHECKPOINTS,
     BASELINE_EPOCHS,
     DISTILL_RECIPE,
+    FACE_TEACHER_RECIPE,
     FAST_48PX_RECIPE,
     GRID_ALPHAS,
     GRID_TEMPERATURES,
@@ -38,7 +39,7 @@ __all__ = ["experiment_plan", "train_missing", "evaluate_runs"]
 
 def experiment_plan(seeds: int = 2, grid_epochs: int = 4) -> dict[str, dict[str, Any]]:
     """Experiment name -> recipe overrides; distillation runs name their teacher run."""
-    plan: dict[str, dict[str, Any]] = {"teacher": dict(TEACHER_RECIPE)}
+    plan: dict[str, dict[str, Any]] = {"teacher": dict(TEACHER_RECIPE), "face-teacher": dict(FACE_TEACHER_RECIPE)}
     plan["tsnet-s0"] = {**LONG_DISTILL_RECIPE, "seed": 0, "teacher": "teacher"}
     plan["tsnet-s0-restart"] = {**RESTART_RECIPE, "seed": 0, "teacher": "teacher", "init_from": "tsnet-s0"}
     plan["tsnet-a0.6-s0"] = {**LONG_DISTILL_RECIPE, "alpha": 0.6, "seed": 0, "teacher": "teacher"}

@@ -158,6 +158,7 @@ def _named_model(text: str) -> tuple[str, str | Path]:
 
 def _report_runs(args: argparse.Namespace, command: str) -> None:
     from retrain.training import evaluate_runs, experiment_plan, train_missing, write_report
+    from retrain.training.earlier_results import EARLIER_KEY, RESULTS_NAME, with_earlier_results
 
     runs = Path(args.runs)
     plan = experiment_plan(args.seeds, args.grid_epochs)
@@ -168,6 +169,14 @@ def _report_runs(args: argparse.Namespace, command: str) -> None:
     results = evaluate_runs(runs, args.valid, plan)
     if not results:
         raise ValueError(f"no finished runs under {runs}; pass --train --train-data DIR to create them")
+    results = with_earlier_results(results, Path(args.out), plan)
+    earlier = [name for name, result in results.items() if result.get(EARLIER_KEY)]
+    if earlier:
+        print(
+            f"kept {len(earlier)} rows of {Path(args.out) / RESULTS_NAME} evaluated earlier (no run folder under"
+            f" {runs}): {', '.join(earlier)}",
+            file=sys.stderr,
+        )
     print(f"wrote {write_report(results, Path(args.out), args.valid, command)}")
 
 
@@ -239,7 +248,11 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
 
 
 def _configure_report(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", help="folder of run folders (teacher, student-s0, distill-s0, ...): the FER+ tables")
+    parser.add_argument(
+        "--runs",
+        help="folder of run folders (teacher, face-teacher, student-s0, distill-s0, ...): the FER+ tables; a planned"
+        " run without a folder there keeps its row from --out's results.json, marked as evaluated earlier",
+    )
     parser.add_argument("--valid", required=True, help="FER2013Valid folder (majority rule)")
     parser.add_argument(
         "--photos",
