@@ -8,10 +8,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RESULTS_NAME", "EARLIER_KEY", "with_earlier_results", "compact_history"]
+__all__ = ["RESULTS_NAME", "EARLIER_KEY", "EARLIER_MARK", "with_earlier_results", "earlier_names", "compact_history"]
 
 RESULTS_NAME = "results.json"
 EARLIER_KEY = "evaluated_earlier"  # True on a row read from the earlier results.json, not evaluated now
+EARLIER_MARK = "\u2020"  # what a kept row carries after its name in the tables
 
 
 def with_earlier_results(
@@ -28,6 +29,11 @@ def with_earlier_results(
         elif name in earlier:
             merged[name] = {**earlier[name], EARLIER_KEY: True}
     return merged
+
+
+def earlier_names(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The runs whose rows were read from the earlier results.json."""
+    return [name for name, result in results.items() if result.get(EARLIER_KEY)]
 
 
 def compact_history(history: list[dict[str, Any]] | None) -> list[dict[str, Any]]:

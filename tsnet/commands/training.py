@@ -158,7 +158,7 @@ def _named_model(text: str) -> tuple[str, str | Path]:
 
 def _report_runs(args: argparse.Namespace, command: str) -> None:
     from retrain.training import evaluate_runs, experiment_plan, train_missing, write_report
-    from retrain.training.earlier_results import EARLIER_KEY, RESULTS_NAME, with_earlier_results
+    from retrain.training.earlier_results import RESULTS_NAME, earlier_names, with_earlier_results
 
     runs = Path(args.runs)
     plan = experiment_plan(args.seeds, args.grid_epochs)
@@ -170,7 +170,7 @@ def _report_runs(args: argparse.Namespace, command: str) -> None:
     if not results:
         raise ValueError(f"no finished runs under {runs}; pass --train --train-data DIR to create them")
     results = with_earlier_results(results, Path(args.out), plan)
-    earlier = [name for name, result in results.items() if result.get(EARLIER_KEY)]
+    earlier = earlier_names(results)
     if earlier:
         print(
             f"kept {len(earlier)} rows of {Path(args.out) / RESULTS_NAME} evaluated earlier (no run folder under"
