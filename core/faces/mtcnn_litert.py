@@ -167,6 +167,8 @@ class NetPool:
         with self._lock:
             free = self._idle.get(shape)
             interpreter = free.pop() if free else None
+            if free is not None and not free:  # no empty lists: the eviction below pops the oldest shape's
+                del self._idle[shape]
         if interpreter is None:
             interpreter = self._build(shape)
         try:
