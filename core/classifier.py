@@ -77,7 +77,9 @@ class TorchEngine:
 
     def probabilities(self, faces: np.ndarray) -> np.ndarray:
         config = self.config
-        batch = preprocess_batch(torch.from_numpy(faces)[:, None], config.input_size, config.mean, config.std)
+        batch = preprocess_batch(
+            torch.from_numpy(faces)[:, None], config.input_size, config.mean, config.std, config.enlarge
+        )
         logits = self.logits(batch, bool(config.training.get("flip_tta", False)))
         return torch.softmax(logits, dim=1).numpy()
 
@@ -114,7 +116,8 @@ class Classifier:
     def crops_to_tensor(self, images: Sequence[Image.Image]) -> torch.Tensor:
         arrays = np.stack([to_gray_array(image, self.config.face_size) for image in images])
         batch = torch.from_numpy(arrays)[:, None]
-        return preprocess_batch(batch, self.config.input_size, self.config.mean, self.config.std)
+        config = self.config
+        return preprocess_batch(batch, config.input_size, config.mean, config.std, config.enlarge)
 
     def predict_logits(self, batch: torch.Tensor, flip_average: bool = False) -> torch.Tensor:
         return self.engine.logits(batch, flip_average)
@@ -125,10 +128,11 @@ class Classifier:
         if images.shape[-1] > self.config.face_size:
             images = faces_at(images, self.config.face_size)
         outputs = []
-        flip = bool(self.config.training.get("flip_tta", False))
+        config = self.config
+        flip = bool(config.training.get("flip_tta", False))
         for start in range(0, len(images), batch_size):
             batch = preprocess_batch(
-                images[start : start + batch_size], self.config.input_size, self.config.mean, self.config.std
+                images[start : start + batch_size], config.input_size, config.mean, config.std, config.enlarge
             )
             outputs.append(torch.softmax(self.predict_logits(batch, flip), dim=1))
         if not outputs:

@@ -40,6 +40,7 @@ __all__ = [
     "overlay_heatmap",
     "target_layer",
     "warp_to_image",
+    "EXTRA_TARGETS",
 ]
 
 # architecture name in config.json -> attribute holding the last spatial feature map
@@ -48,6 +49,7 @@ TARGET_LAYERS: dict[str, str] = {
     "eff_resnet18": "ffe2",
     "eff_face_resnet": "ffe2",
     "resnet18": "layer4",
+    "shufflenet_v2_face_head": "student.conv5",
 }
 # architecture -> its stages, shallow to deep (other architectures: their top-level children are probed)
 FEATURE_STAGES: dict[str, tuple[str, ...]] = {
@@ -55,7 +57,11 @@ FEATURE_STAGES: dict[str, tuple[str, ...]] = {
     "eff_resnet18": ("layer1", "layer2", "ffe1", "ffe2"),
     "eff_face_resnet": ("level4", "level3", "level2", "ffe1", "ffe2"),  # unpadded dlib convs: strides ~5, 9, 21, 32
     "resnet18": ("layer1", "layer2", "layer3", "layer4"),
+    # strided from the 64 px the student inside reads (its stage2 is 8x8 of the 96 px face)
+    "shufflenet_v2_face_head": ("student.stage2", "student.stage3", "student.stage4", "student.conv5"),
 }
+# architecture -> maps explained beside the recipe's: a face head also decides from dlib's 8x8 level
+EXTRA_TARGETS: dict[str, tuple[str, ...]] = {"shufflenet_v2_face_head": ("face.level2",)}
 # recipe method -> pytorch-grad-cam class name
 CAM_METHODS: dict[str, str] = {
     "gradcam": "GradCAM",
@@ -130,10 +136,12 @@ def feature_stages(model: nn.Module, architecture: str, input_size: int, in_chan
     """Output stride -> name of the deepest stage with that stride, found by one probing forward."""
     names = FEATURE_STAGES.get(architecture) or tuple(name for name, _ in model.named_children())
     sides = _probe_sides(model, names, input_size, in_chans)
+    # a model that reads its input at another side inside (a face head's student) gives its strides from that
+    reference = getattr(model, "feature_input_size", input_size)
     by_stride: dict[int, str] = {}
     for name in names:  # shallow to deep: a deeper stage of the same stride wins
         if name in sides:
-            by_stride[max(1, round(input_size / sides[name]))] = name
+            by_stride[max(1, round(reference / sides[name]))] = name
     if not by_stride:
         raise ValueError(f"no Grad-CAM target layer known for {architecture!r}; add it to FEATURE_STAGES")
     return by_stride
@@ -187,6 +195,7 @@ class GradCamExplainer:
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         self.target_names = _recipe_layers(model, config.architecture, config.input_size, config.in_chans, self.recipe)
+        self.target_names += EXTRA_TARGETS.get(config.architecture, ())
         # side of each target map at the explaining input: the finest one bounds the map's detail
         explaining_size = config.input_size * self.recipe.upsample
         sides = _probe_sides(model, tuple(self.target_names), explaining_size, config.in_chans)

@@ -30,6 +30,8 @@ class ModelConfig:
     # The side a photo's aligned face is reduced to before input_size: 48 repeats FER+'s own downsampling (what
     # FER+-trained weights expect); a model retrained on sharp photo crops reads them at its input size.
     face_size: int = 48
+    # How a face smaller than input_size is enlarged: "nearest" for a model that reduces it again inside.
+    enlarge: str = "bilinear"
     in_chans: int = 1
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     mean: float = 0.5

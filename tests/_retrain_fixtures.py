@@ -44,6 +44,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, root: Path, *, promote: bool = Tr
     monkeypatch.setenv("TSNET_BASE_TEACHER", str(tiny_weights(root / "base-teacher", "eff_resnet18", 1)))
     monkeypatch.setenv("TSNET_REPLAY_DATA", str(write_ferplus_folder(root / "replay", LABELS, per_class=4, seed=5)))
     monkeypatch.setenv("TSNET_BENCHMARK_DATA", str(write_ferplus_folder(root / "bench", LABELS, per_class=4, seed=6)))
+    monkeypatch.setenv("TSNET_RETRAIN_STAGES", "student")  # the fine-tune's tests; tests/retrain/jobs/test_face_head
     monkeypatch.setenv("TSNET_RETRAIN_EPOCHS", "1")
     monkeypatch.setenv("TSNET_RETRAIN_THREADS", "1")
     monkeypatch.setenv("TSNET_RETRAIN_LR", "0.002")  # random-init tiny models diverge at the recipe's 0.01

@@ -57,10 +57,18 @@ def load_gray_images(paths: Sequence[Path], size: int = STORE_SIZE, workers: int
     return torch.from_numpy(np.stack(arrays))[:, None]
 
 
-def preprocess_batch(images: torch.Tensor, input_size: int, mean: float, std: float) -> torch.Tensor:
-    """uint8 (B, 1, H, W) -> normalised float (B, 1, input_size, input_size)."""
+def preprocess_batch(
+    images: torch.Tensor, input_size: int, mean: float, std: float, enlarge: str = "bilinear"
+) -> torch.Tensor:
+    """uint8 (B, 1, H, W) -> normalised float (B, 1, input_size, input_size).
+
+    ``enlarge="nearest"`` enlarges a face by a whole factor by repeating pixels, for a model that reduces it
+    again inside (its 2x2 average gives back the very face: a 48 px FER+ face reaches its student unchanged)."""
     x = images.float().div_(255.0)
-    if x.shape[-1] != input_size or x.shape[-2] != input_size:
+    side = x.shape[-1]
+    if enlarge == "nearest" and side == x.shape[-2] and side < input_size and input_size % side == 0:
+        x = F.interpolate(x, scale_factor=input_size // side, mode="nearest")
+    elif x.shape[-1] != input_size or x.shape[-2] != input_size:
         x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False, antialias=True)
     return x.sub_(mean).div_(std)
 

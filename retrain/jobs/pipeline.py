@@ -29,6 +29,7 @@ from ..registry import ModelRegistry
 from ..registry.model_card import write_model_card
 from ..settings import RetrainSettings
 from ..training import Dataset, TrainConfig, TrainingCancelled, distributed_context, run_training
+from ..training.face_head import FACE_HEAD_ARCHITECTURE, FACE_HEAD_INPUT
 from . import promotion
 from .datasets import (
     benchmark_set,
@@ -39,12 +40,14 @@ from .datasets import (
     stored_face_side,
     with_model_targets,
 )
+from .face_head_stage import shrink_face_head, train_face_head
 from .shrink import shrink_toward
 from .state import JobCancelled, JobHandle
 
 __all__ = ["run_retrain", "distributed_context"]
 
 Log = Callable[[str], None]
+FACE_HEAD_STAGE = "face-head"  # TSNET_RETRAIN_STAGES: the student gains a head on dlib's face features
 
 
 def _stop_check(handle: JobHandle, world: int) -> Callable[[], bool]:
@@ -130,6 +133,8 @@ class _JobData:
     replay_faces: int
     face_size: int  # the side the candidate reads photo faces at (see _face_size)
     warnings: list[str] = field(default_factory=list)
+    store_train: Dataset | None = None  # the store's training faces alone, once (the face head's fit)
+    replay: Dataset | None = None  # the replay sample alone, at its own side
 
 
 NO_REPLAY_WARNING = (
@@ -155,9 +160,25 @@ def _sources(settings: RetrainSettings) -> _Sources:
     return sources
 
 
+def _resolved_stages(settings: RetrainSettings, sources: _Sources, log: Log | None) -> RetrainSettings:
+    """``auto``: the face head when FER+ replay faces can keep it silent on what the student knew (or the current
+    version already has one), else the student fine-tune, which guards itself on the user's own images."""
+    if settings.stages != "auto":
+        return settings
+    has_head = sources.student.architecture == FACE_HEAD_ARCHITECTURE
+    replay = settings.resolved_replay() is not None and settings.replay_size > 0
+    stages = FACE_HEAD_STAGE if replay or has_head else "student"
+    if log is not None:
+        why = "FER+ replay faces at hand" if replay else ("the current version has one" if has_head else "no replay")
+        log(f"recipe: {stages} ({why}; TSNET_RETRAIN_STAGES chooses)")
+    return replace(settings, stages=stages)
+
+
 def _face_size(settings: RetrainSettings, current: ModelConfig, stored_side: int) -> int:
     """The side the candidate reads photo faces at: its input size when the store keeps them at least that sharp
     (photo faces are kept at 96 px), else the current model's (FER+'s 48 px for the shipped student)."""
+    if settings.stages == FACE_HEAD_STAGE:
+        return FACE_HEAD_INPUT
     if settings.sharp_faces and stored_side >= current.input_size:
         return max(current.input_size, current.face_size)
     return current.face_size
@@ -183,6 +204,7 @@ def _job_data(
     replay_names: list[str] = []
     train = concat(*[train_new.data] * max(settings.store_repeat, 1))
     warnings = []
+    replay = None
     if replay_folder is not None and settings.replay_size > 0:
         replay, replay_names = replay_sample(
             replay_folder, labels, settings.replay_size, settings.seed, settings.replay_targets
@@ -205,7 +227,18 @@ def _job_data(
     )
     for warning in warnings:
         log(f"warning: {warning}")
-    return _JobData(train, validation.data, test.data, test.groups, snapshot, len(replay_names), face_size, warnings)
+    return _JobData(
+        train,
+        validation.data,
+        test.data,
+        test.groups,
+        snapshot,
+        len(replay_names),
+        face_size,
+        warnings,
+        store_train=train_new.data,
+        replay=replay,
+    )
 
 
 def _student_config(
@@ -263,6 +296,26 @@ def _train_models(
         )
 
     teacher = None
+    if settings.stages == FACE_HEAD_STAGE:
+        if rank != 0:  # the fit takes seconds on one process: the other ranks have nothing to do
+            return sources.folders["teacher"], sources.folders["student"], curves
+        _stage(main_handle, log, "student", "fitting a head on dlib's face features to the student", world == 1)
+        student, record = train_face_head(
+            sources.folders["student"],
+            data.store_train,
+            data.replay,
+            data.validation,
+            handle.work_dir / "face-head",
+            settings.seed,
+            log,
+        )
+        curves["student"].append(record)
+        return sources.folders["teacher"], student, curves
+    if sources.student.architecture == FACE_HEAD_ARCHITECTURE:
+        raise ValueError(
+            f"the current version {sources.parent} has a face-feature head: retrain it with"
+            f" TSNET_RETRAIN_STAGES={FACE_HEAD_STAGE}, or roll back to a version without one"
+        )
     try:
         if settings.stages == "teacher+student":
             _stage(main_handle, log, "teacher", f"fine-tuning the teacher for {epochs} epoch(s)", world == 1)
@@ -308,7 +361,8 @@ def _keep_what_it_knew(
         return student, None
     _stage(handle, log, "shrink", f"checking what the candidate still knows on {source}")
     tolerance = settings.rules.max_benchmark_drop
-    result = shrink_toward(sources.folders["student"], student, probe, tolerance, handle.work_dir / "shrunk")
+    shrink = shrink_face_head if read_config(student).architecture == FACE_HEAD_ARCHITECTURE else shrink_toward
+    result = shrink(sources.folders["student"], student, probe, tolerance, handle.work_dir / "shrunk")
     accuracies = ", ".join(f"{name} {100 * value:.2f}%" for name, value in result.probe_accuracy.items())
     log(f"probe ({source}, {len(probe)} faces): {accuracies}; kept {result.fraction:g} of the way to the candidate")
     return result.folder, {
@@ -444,6 +498,7 @@ def run_retrain(
     """Run the job; returns the result fields of the job state (rank 0) or {} (other ranks)."""
     epochs = epochs or settings.epochs
     sources = _sources(settings)
+    settings = _resolved_stages(settings, sources, log if rank == 0 else None)
     _stage(
         handle if rank == 0 else None, log, "prepare", f"loading data (current version {sources.parent})", world == 1
     )

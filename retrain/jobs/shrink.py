@@ -11,6 +11,7 @@ promotion with the benchmark, never takes part in the choice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from core.weights import load_weights, save_weights
 
 from ..training import Dataset
 
-__all__ = ["ShrinkResult", "BISECTIONS", "shrink_toward"]
+__all__ = ["ShrinkResult", "BISECTIONS", "largest_fraction", "probe_accuracy", "shrink_toward"]
 
 BISECTIONS = 4  # after the full candidate fails: halvings of [0, 1], so the fraction kept is a multiple of 1/16
 
@@ -36,7 +37,8 @@ class ShrinkResult:
     probe_accuracy: dict[str, float]  # "current" and each tried fraction, e.g. "0.8"
 
 
-def _accuracy(model: torch.nn.Module, config, probe: Dataset) -> float:
+def probe_accuracy(model: torch.nn.Module, config, probe: Dataset) -> float:
+    """The model's accuracy on the probe faces, read as the classifier reads them."""
     probabilities = Classifier(model, config).predict_gray_batch(probe.images)
     return float((probabilities.argmax(axis=1) == np.asarray(probe.label_indices)).mean())
 
@@ -48,6 +50,26 @@ def _blend(current: dict, candidate: dict, fraction: float) -> dict:
         key: (current[key] + fraction * (value - current[key])).half().float() if value.is_floating_point() else value
         for key, value in candidate.items()
     }
+
+
+def largest_fraction(
+    accuracy: Callable[[float], float], table: dict[str, float], tolerance: float, bisections: int = BISECTIONS
+) -> float:
+    """The largest fraction in [0, 1] whose ``accuracy`` is within ``tolerance`` of ``table["current"]``: 1 when the
+    candidate itself holds, else found by bisection (assuming accuracy falls as the fraction grows); every try is
+    recorded in ``table``."""
+
+    def holds(fraction: float) -> bool:
+        table[f"{fraction:g}"] = accuracy(fraction)
+        return table["current"] - table[f"{fraction:g}"] <= tolerance
+
+    if holds(1.0):
+        return 1.0
+    low, high = 0.0, 1.0
+    for _ in range(bisections):
+        middle = (low + high) / 2
+        low, high = (middle, high) if holds(middle) else (low, middle)
+    return low
 
 
 def shrink_toward(
@@ -65,19 +87,15 @@ def shrink_toward(
     candidate_model, config = load_weights(candidate_folder)
     current_state = current_model.state_dict()
     candidate_state = {key: value.clone() for key, value in candidate_model.state_dict().items()}
-    table = {"current": _accuracy(current_model, config, probe)}
+    table = {"current": probe_accuracy(current_model, config, probe)}
 
-    def holds(fraction: float) -> bool:
+    def accuracy(fraction: float) -> float:
         candidate_model.load_state_dict(_blend(current_state, candidate_state, fraction))
-        table[f"{fraction:g}"] = _accuracy(candidate_model, config, probe)
-        return table["current"] - table[f"{fraction:g}"] <= tolerance
+        return probe_accuracy(candidate_model, config, probe)
 
-    if holds(1.0):
+    low = largest_fraction(accuracy, table, tolerance, bisections)
+    if low == 1.0:
         return ShrinkResult(candidate_folder, 1.0, table)
-    low, high = 0.0, 1.0
-    for _ in range(bisections):
-        middle = (low + high) / 2
-        low, high = (middle, high) if holds(middle) else (low, middle)
     candidate_model.load_state_dict(_blend(current_state, candidate_state, low))
     config.training["shrunk_toward_current"] = low
     save_weights(candidate_model, config, out, half=True)

@@ -63,6 +63,14 @@ def render_model_card(
             f"- Input: {config.input_size}x{config.input_size} {channels}, normalised with mean {config.mean}"
             f" and std {config.std}; a photo's aligned face is first reduced to {config.face_size} px",
             f"- Labels ({len(config.labels)}): {', '.join(config.labels)}",
+            *(
+                [
+                    "- Face head: the student's logits plus a head fitted on the user's photos, reading dlib's"
+                    " face-recognition features (the face at 150 px) beside the student's own"
+                ]
+                if "face_head" in config.training
+                else []
+            ),
             f"- Files: `{CONFIG_NAME}` (architecture, labels, preprocessing) and `model.safetensors` (weights)",
             "",
         ]

@@ -30,6 +30,11 @@ def test_variables_fill_typed_settings_and_overrides_win(monkeypatch: pytest.Mon
         ("TSNET_GUARD_ALPHA", "-0.2", "TSNET_GUARD_ALPHA must be 0 or more"),
         ("TSNET_RETRAIN_SEED", "one", "TSNET_RETRAIN_SEED must be a whole number, not 'one'"),
         ("TSNET_RETRAIN_MIXUP", "-0.4", "TSNET_RETRAIN_MIXUP must be 0 or more"),
+        (
+            "TSNET_RETRAIN_STAGES",
+            "head",
+            "TSNET_RETRAIN_STAGES must be one of auto, face-head, student, teacher\\+student",
+        ),
     ],
 )
 def test_a_wrong_value_names_its_variable(

@@ -1,0 +1,123 @@
+"""The student with a face-feature head: what a retrain on a user's photos serves.
+
+Measured on real photos (README, "Retrain with dlib's face features"): what a few hundred labelled photos of
+some people cannot teach the 48 px student is person-invariant face detail, and dlib's face-recognition ResNet,
+trained on 3 million faces, has it. So the retrained model keeps the student exactly as it was and adds a small
+head that reads dlib's frozen face features (of the sharper 96 px face) beside the student's own, and *adds* its
+answer to the student's logits. A head of zeros is the student itself; the retrain fits the head so that the
+user's people are read right while FER+ faces keep the student's answers (learning without forgetting).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._registry import register_model
+from .dlib_resnet import DLIB_CHIP_SIZE, DlibFaceResNet
+from .face_teacher import DlibInput
+from .student import shufflenet_v2
+
+__all__ = ["FaceFeatureHead", "StudentWithFaceHead", "shufflenet_v2_face_head", "FACE_FEATURES", "STUDENT_FEATURES"]
+
+FACE_FEATURES = 512  # dlib's two 256-channel levels, each mean-pooled
+STUDENT_FEATURES = 1024  # the student's conv5, mean-pooled
+
+
+class FaceFeatureHead(nn.Module):
+    """Standardised features -> a logit correction; starts at exactly zero (the student unchanged)."""
+
+    def __init__(self, features: int, num_classes: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.register_buffer("feature_mean", torch.zeros(features))
+        self.register_buffer("feature_std", torch.ones(features))
+        self.hidden = nn.Linear(features, hidden)
+        self.out = nn.Linear(hidden, num_classes)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        standard = (features - self.feature_mean) / self.feature_std
+        return self.out(F.relu(self.hidden(standard)))
+
+
+class StudentWithFaceHead(nn.Module):
+    """``student(face at 48 px, read at 64) + head([dlib features of the face at 150 px, student features])``.
+
+    The input is the model's normalised grey face at ``input_size`` (96: the store's photo faces); the student
+    sees it exactly as the plain student's preprocessing would (reduced to 48 px, then enlarged to 64).
+    ``pretrained`` loads dlib's weights from the face-recognition-models wheel; a saved model brings its own.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 7,
+        in_chans: int = 1,
+        dropout: float = 0.2,
+        stem: str = "imagenet",
+        hidden: int = 64,
+        student_face: int = 48,
+        student_input: int = 64,
+        pretrained: bool = True,
+        input_mean: float = 0.5,
+        input_std: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.student = shufflenet_v2(num_classes=num_classes, in_chans=in_chans, dropout=dropout, stem=stem)
+        face = DlibFaceResNet.from_dlib().fold_affine() if pretrained else DlibFaceResNet()
+        face.fc = nn.Identity()  # the identity embedding is not used: its levels carry the expression
+        self.face = face
+        self.face_input = DlibInput(in_chans, input_mean, input_std)
+        self.head = FaceFeatureHead(FACE_FEATURES + STUDENT_FEATURES, num_classes, hidden)
+        self.student_face, self.student_input = student_face, student_input
+
+    @property
+    def feature_input_size(self) -> int:
+        """The side the student's feature maps are strided from (Grad-CAM picks its stage by that stride)."""
+        return self.student_input
+
+    def _resized(self, x: torch.Tensor, side: int) -> torch.Tensor:
+        if x.shape[-1] == side and x.shape[-2] == side:
+            return x
+        # antialiasing changes nothing when enlarging (to 1e-6), and plain bilinear exports to ONNX
+        shrinking = x.shape[-1] > side
+        return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=shrinking)
+
+    def student_view(self, x: torch.Tensor) -> torch.Tensor:
+        """The face as the plain student reads it: reduced to its face side (by a block average where the side is
+        a whole multiple: a 48 px face enlarged by repeated pixels comes back exactly), then enlarged to 64."""
+        side = x.shape[-1]
+        if side > self.student_face and side % self.student_face == 0:
+            x = F.avg_pool2d(x, side // self.student_face)
+        return self._resized(self._resized(x, self.student_face), self.student_input)
+
+    def student_parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The student's logits and its pooled conv5 features."""
+        s = self.student
+        maps = s.conv5(s.stage4(s.stage3(s.stage2(s.maxpool(s.conv1(self.student_view(x)))))))
+        pooled = maps.mean(dim=(2, 3))
+        return s.fc(pooled), pooled
+
+    def face_features(self, x: torch.Tensor) -> torch.Tensor:
+        """dlib's 256-channel levels, mean-pooled, on the face enlarged to dlib's 150 px chip."""
+        f = self.face
+        chip = self._resized(self.face_input(x), DLIB_CHIP_SIZE).contiguous(memory_format=torch.channels_last)
+        level1 = f.level1(f.level2(f.level3(f.level4(f.stem(chip)))))
+        return torch.cat([level1.mean(dim=(2, 3)), f.level0(level1).mean(dim=(2, 3))], dim=1)
+
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The student's logits and the head's input features (what a retrain caches once to fit the head)."""
+        logits, student_features = self.student_parts(x)
+        return logits, torch.cat([self.face_features(x), student_features], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits, features = self.parts(x)
+        return logits + self.head(features)
+
+
+@register_model("shufflenet_v2_face_head")
+def shufflenet_v2_face_head(num_classes: int = 7, **kwargs) -> StudentWithFaceHead:
+    """The student plus dlib's frozen face features and a residual head (about 7M parameters, 1.3M of them the
+    student's)."""
+    return StudentWithFaceHead(num_classes=num_classes, **kwargs)

@@ -1,0 +1,164 @@
+"""Fit a face-feature head (:class:`core.models.face_head.StudentWithFaceHead`) on a store's labelled faces.
+
+The student and dlib's trunk stay frozen, so their outputs are computed once per face (and its mirror, which is
+how flip-TTA serves it) and the head is fitted on them in seconds: cross-entropy on the user's faces, and on FER+
+replay faces a distillation term toward the student's own answers (learning without forgetting), so the head
+learns to correct the user's people and to stay silent on the faces the student already reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from core.data.tensors import preprocess_batch
+from core.models.face_head import StudentWithFaceHead
+from core.weights import ModelConfig, save_weights
+
+__all__ = [
+    "FACE_HEAD_ARCHITECTURE",
+    "FACE_HEAD_INPUT",
+    "FaceHeadRecipe",
+    "HeadInputs",
+    "face_head_model",
+    "head_inputs",
+    "fit_head",
+    "head_accuracy",
+    "save_face_head",
+]
+
+FACE_HEAD_ARCHITECTURE = "shufflenet_v2_face_head"
+FACE_HEAD_INPUT = 96  # the store's photo faces; 48 px FER+ faces are enlarged by repeated pixels
+
+
+@dataclass(frozen=True)
+class FaceHeadRecipe:
+    """The head's fit (chosen on taiwanese-dev's store people, README "Retrain with dlib's face features")."""
+
+    hidden: int = 64
+    steps: int = 300
+    lr: float = 0.01
+    replay_weight: float = 8.0  # the distillation term on replay faces, against cross-entropy on the user's
+    weight_decay: float = 0.03  # L2 on the head's weights (summed), so few faces move it little
+    temperature: float = 2.0
+    replay_batch: int = 4096
+
+
+@dataclass
+class HeadInputs:
+    """The frozen parts' outputs for faces (and their mirrors, face then mirror): what the head is fitted on."""
+
+    logits: torch.Tensor  # the student's (rows, classes)
+    features: torch.Tensor  # dlib's and the student's pooled features (rows, 1536)
+    labels: torch.Tensor  # (rows,) class indices
+    views: int = 2  # rows per face: 2 with the mirror (how flip-TTA serves a face), else 1
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def face_head_model(
+    student: torch.nn.Module, config: ModelConfig, hidden: int = 64
+) -> tuple[StudentWithFaceHead, ModelConfig]:
+    """The student (its weights copied) with dlib's face trunk and a head of zeros: the very same answers."""
+    dropout = float(config.model_kwargs.get("dropout", 0.2))
+    stem = str(config.model_kwargs.get("stem", "imagenet"))
+    kwargs = {
+        "dropout": dropout,
+        "stem": stem,
+        "hidden": hidden,
+        "student_face": config.face_size,
+        "student_input": config.input_size,
+        "input_mean": config.mean,
+        "input_std": config.std,
+    }
+    model = StudentWithFaceHead(num_classes=len(config.labels), in_chans=config.in_chans, **kwargs)
+    model.student.load_state_dict(student.state_dict())
+    head_config = replace(
+        config,
+        architecture=FACE_HEAD_ARCHITECTURE,
+        input_size=FACE_HEAD_INPUT,
+        face_size=FACE_HEAD_INPUT,
+        enlarge="nearest",
+        model_kwargs={**kwargs, "pretrained": False},  # a saved model brings dlib's weights with it
+        training=dict(config.training),
+        metrics={},
+    )
+    return model.eval(), head_config
+
+
+@torch.no_grad()  # not inference mode: the head is fitted on these tensors
+def head_inputs(
+    model: StudentWithFaceHead,
+    config: ModelConfig,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    mirrored: bool = True,
+    batch_size: int = 64,
+) -> HeadInputs:
+    """The frozen parts run once on uint8 faces (N, 1, H, W) as the classifier feeds them (and on their mirrors
+    when ``mirrored``: replay faces, which only anchor the head, are run once to halve the job's main cost)."""
+    views = 2 if mirrored else 1
+    logits, features = [], []
+    for start in range(0, len(images), batch_size):
+        batch = preprocess_batch(
+            images[start : start + batch_size], config.input_size, config.mean, config.std, config.enlarge
+        )
+        parts = [model.parts(batch)] + ([model.parts(torch.flip(batch, dims=[3]))] if mirrored else [])
+        logits.append(torch.stack([part[0] for part in parts], dim=1).flatten(0, 1))  # face, mirror, next face
+        features.append(torch.stack([part[1] for part in parts], dim=1).flatten(0, 1))
+    if not logits:
+        return HeadInputs(torch.zeros(0, 0), torch.zeros(0, 0), torch.zeros(0, dtype=torch.int64), views)
+    return HeadInputs(torch.cat(logits), torch.cat(features), torch.as_tensor(labels).repeat_interleave(views), views)
+
+
+def fit_head(
+    model: StudentWithFaceHead, faces: HeadInputs, replay: HeadInputs | None, recipe: FaceHeadRecipe, seed: int
+) -> dict[str, float]:
+    """Fit ``model.head`` in place; its standardisation comes from the replay faces (else the user's)."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    head = model.head
+    reference = replay.features if replay is not None and len(replay) else faces.features
+    head.feature_mean.copy_(reference.mean(0))
+    head.feature_std.copy_(reference.std(0) + 1e-5)
+    head.hidden.reset_parameters()
+    torch.nn.init.zeros_(head.out.weight)
+    torch.nn.init.zeros_(head.out.bias)
+    optimizer = torch.optim.Adam(head.parameters(), lr=recipe.lr)
+    replay_targets = F.softmax(replay.logits / recipe.temperature, dim=1) if replay is not None else None
+    head.train()
+    for _ in range(recipe.steps):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(faces.logits + head(faces.features), faces.labels)
+        if replay is not None and len(replay):
+            pick = torch.randint(0, len(replay), (min(recipe.replay_batch, len(replay)),), generator=generator)
+            replayed = F.log_softmax((replay.logits[pick] + head(replay.features[pick])) / recipe.temperature, dim=1)
+            distill = F.kl_div(replayed, replay_targets[pick], reduction="batchmean") * recipe.temperature**2
+            loss = loss + recipe.replay_weight * distill
+        decay = head.hidden.weight.pow(2).sum() + head.out.weight.pow(2).sum()
+        (loss + recipe.weight_decay * decay).backward()
+        optimizer.step()
+    head.eval()
+    with torch.no_grad():
+        right = (faces.logits + head(faces.features)).argmax(1) == faces.labels
+    return {"train_accuracy": float(right.float().mean()), "loss": float(loss.detach())}
+
+
+def head_accuracy(model: StudentWithFaceHead, inputs: HeadInputs, scale: float = 1.0) -> float:
+    """Accuracy of the student plus ``scale`` x the head, averaged over each face's views as flip-TTA serves it."""
+    with torch.no_grad():
+        logits = inputs.logits + scale * model.head(inputs.features)
+    averaged = logits.view(-1, inputs.views, logits.shape[1]).mean(1)
+    return float((averaged.argmax(1) == inputs.labels[:: inputs.views]).float().mean())
+
+
+def save_face_head(
+    model: StudentWithFaceHead, config: ModelConfig, out: Path, recipe: FaceHeadRecipe, **training
+) -> Path:
+    """The weights folder, its config recording the head's recipe."""
+    config.training.update({"face_head": asdict(recipe), **training})
+    return save_weights(model, config, out, half=True)

@@ -1,0 +1,127 @@
+"""The face-head retrain: the student keeps its answers until a head on dlib's face features is fitted beside it,
+and the result is registered, served, explained and refitted like any retrained student."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.classifier import Classifier, load_classifier
+from core.explain import explainer
+from core.weights import load_weights, read_config
+from retrain.registry import ModelRegistry
+from retrain.training.face_head import (
+    FACE_HEAD_ARCHITECTURE,
+    FaceHeadRecipe,
+    face_head_model,
+    fit_head,
+    head_accuracy,
+    head_inputs,
+    save_face_head,
+)
+from tests._face_fixtures import astronaut
+from tests._retrain_fixtures import configure, fill_store, served_classifier
+from tsnet.cli import main
+
+
+def test_a_head_of_zeros_answers_exactly_as_the_student_does() -> None:
+    student = load_classifier("student")
+    model, config = face_head_model(student.model, student.config)
+    with_head = Classifier(model, config)
+    faces = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (6, 1, 48, 48), dtype=np.uint8))
+    np.testing.assert_allclose(with_head.predict_gray_batch(faces), student.predict_gray_batch(faces), atol=1e-5)
+    photo = astronaut()
+    assert with_head.predict_image(photo)[0].label == student.predict_image(photo)[0].label == "happy"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = configure(monkeypatch, tmp_path)
+    monkeypatch.setenv("TSNET_RETRAIN_STAGES", "face-head")
+    fill_store(tmp_path / "store.db", side=96).close()  # photo faces, as the store keeps them
+    return home
+
+
+def _retrain(home: Path) -> int:
+    return main(["retrain", "--db", str(home.parent / "store.db")])
+
+
+def test_a_face_head_version_is_served_explained_and_refitted_from_its_own_student(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _retrain(home) == 0
+    assert "version v1: promoted" in capsys.readouterr().out
+    registry = ModelRegistry(home)
+    folder = registry.weights_folder("v1", "student")
+    config = read_config(folder)
+    assert config.architecture == FACE_HEAD_ARCHITECTURE and config.face_size == 96
+    fit = registry.metrics("v1")["training_curves"]["student"][0]
+    assert fit["store_faces"] == 18 and fit["replay_faces"] == 12 and 0 <= fit["val_accuracy"] <= 1
+    assert "Face head" in (folder / "README.md").read_text()
+    assert 0 <= registry.metrics("v1")["shrink"]["fraction"] <= 1
+
+    served = served_classifier("student")
+    assert served.version == "v1" and served.config.architecture == FACE_HEAD_ARCHITECTURE
+    photo = astronaut()
+    face = served.predict_image(photo)[0]
+    explanation = explainer(served).explain_face(face, photo.size)
+    assert explanation.crop_heatmap.shape == face.aligned_crop.size[::-1] and explanation.image_heatmap.max() > 0
+
+    base_student = load_weights(home.parent / "base-student")[0].state_dict()
+    assert _retrain(home) == 0  # the second head is fitted on v1's student, not stacked on v1's head
+    refitted = load_weights(registry.weights_folder("v2", "student"))[0]
+    for key, value in base_student.items():
+        assert torch.equal(refitted.student.state_dict()[key], value.half().float()), key
+
+    monkeypatch.setenv("TSNET_RETRAIN_STAGES", "student")
+    capsys.readouterr()
+    assert _retrain(home) != 0
+    printed = capsys.readouterr()
+    assert "has a face-feature head" in printed.out + printed.err
+    assert registry.current() == "v2"  # the failed job changed nothing
+
+
+def test_the_fitted_head_is_scored_as_the_classifier_serves_it() -> None:
+    student = load_classifier("student")
+    model, config = face_head_model(student.model, student.config)
+    rng = np.random.default_rng(1)
+    faces = torch.from_numpy(rng.integers(0, 256, (10, 1, 96, 96), dtype=np.uint8))
+    labels = torch.from_numpy(rng.integers(0, 7, 10))
+    inputs = head_inputs(model, config, faces, labels)
+    fit_head(model, inputs, None, FaceHeadRecipe(steps=30), seed=0)  # fits these ten faces' labels
+    served = Classifier(model, config).predict_gray_batch(faces).argmax(1)
+    assert head_accuracy(model, inputs) == float((served == labels.numpy()).mean()) > 0.5
+
+
+def test_by_default_the_head_is_fitted_when_replay_faces_are_at_hand_and_the_student_fine_tuned_when_not(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TSNET_RETRAIN_STAGES")
+    assert _retrain(home) == 0
+    assert "recipe: face-head (FER+ replay faces at hand" in capsys.readouterr().out
+    registry = ModelRegistry(home)
+    assert read_config(registry.weights_folder("v1", "student")).architecture == FACE_HEAD_ARCHITECTURE
+
+    assert main(["models", "rollback"]) == 0
+    monkeypatch.setenv("TSNET_REPLAY_DATA", "")
+    assert _retrain(home) == 0
+    assert "recipe: student (no replay" in capsys.readouterr().out
+    assert read_config(registry.weights_folder("v2", "student")).architecture == "shufflenet_v2"
+
+
+def test_a_face_head_exports_to_onnx_with_the_same_answers(tmp_path: Path) -> None:
+    student = load_classifier("student")
+    model, config = face_head_model(student.model, student.config)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.head.out.weight, std=0.05)  # a head that changes the answers
+    folder = save_face_head(model, config, tmp_path / "face-head", FaceHeadRecipe())
+    assert main(["export-onnx", "--model", str(folder), str(tmp_path / "face-head.onnx")]) == 0
+    served, exported = load_classifier(folder), load_classifier(tmp_path / "face-head.onnx")
+    crop = served.predict_image(astronaut())[0].aligned_crop
+    np.testing.assert_allclose(exported.predict_crops([crop]), served.predict_crops([crop]), atol=1e-4)
+    faces = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (4, 1, 48, 48), dtype=np.uint8))
+    np.testing.assert_allclose(exported.predict_gray_batch(faces), served.predict_gray_batch(faces), atol=1e-4)
+    assert not np.allclose(served.predict_gray_batch(faces), student.predict_gray_batch(faces), atol=1e-3)
