@@ -91,7 +91,7 @@ class RetrainSettings:
     # The recipe (measured on taiwanese-dev, see the README's Retrain section): fine-tune the student alone,
     # the user's faces repeated ``store_repeat`` times beside the replay sample, on a cosine schedule.
     # "auto": "face-head" when FER+ replay faces are at hand (or the current version has a head), else
-    # "student". "face-head": keep the student and fit a head on dlib's face features beside it (80.3-81.3 % on
+    # "student". "face-head": keep the student and fit a head on dlib's face features beside it (79.7-82.6 % on
     # unseen people against 73.2-75.2 % for "student", README); "student": fine-tune the student alone;
     # "teacher+student": fine-tune the teacher, then distil the student from it
     stages: str = "auto"

@@ -41,8 +41,8 @@ class FaceHeadRecipe:
     hidden: int = 64
     steps: int = 300
     lr: float = 0.01
-    replay_weight: float = 8.0  # the distillation term on replay faces, against cross-entropy on the user's
-    weight_decay: float = 0.03  # L2 on the head's weights (summed), so few faces move it little
+    replay_weight: float = 4.0  # the distillation term on replay faces, against cross-entropy on the user's
+    weight_decay: float = 0.01  # L2 on the head's weights (summed), so few faces move it little
     temperature: float = 2.0
     replay_batch: int = 4096
 
