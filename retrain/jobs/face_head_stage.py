@@ -16,43 +16,23 @@ from typing import Any
 import torch
 
 from core.models.face_head import StudentWithFaceHead
-from core.weights import ModelConfig, load_weights, save_weights
+from core.weights import load_weights, save_weights
 
 from ..training import Dataset
 from ..training.face_head import (
-    FACE_HEAD_ARCHITECTURE,
     FaceHeadRecipe,
     face_head_model,
     fit_head,
     head_accuracy,
     head_inputs,
+    plain_student,
     save_face_head,
 )
 from .shrink import BISECTIONS, ShrinkResult, largest_fraction, probe_accuracy
 
-__all__ = ["plain_student", "train_face_head", "shrink_face_head"]
+__all__ = ["train_face_head", "shrink_face_head"]
 
 Log = Callable[[str], None]
-
-
-def plain_student(folder: Path) -> tuple[torch.nn.Module, ModelConfig]:
-    """The student of a weights folder: itself, or the one inside a version that has a face head."""
-    model, config = load_weights(folder)
-    if config.architecture != FACE_HEAD_ARCHITECTURE:
-        return model, config
-    kwargs = config.model_kwargs
-    student_config = ModelConfig(
-        architecture="shufflenet_v2",
-        labels=list(config.labels),
-        input_size=int(kwargs.get("student_input", 64)),
-        face_size=int(kwargs.get("student_face", 48)),
-        in_chans=config.in_chans,
-        model_kwargs={"stem": kwargs.get("stem", "imagenet"), "dropout": kwargs.get("dropout", 0.2)},
-        mean=config.mean,
-        std=config.std,
-        training=dict(config.training),
-    )
-    return model.student, student_config
 
 
 def train_face_head(

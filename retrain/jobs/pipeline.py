@@ -202,7 +202,8 @@ def _job_data(
     validation, test = (store_split(store, split, labels, judge_size) for split in ("validation", "test"))
     replay_folder = settings.resolved_replay()
     replay_names: list[str] = []
-    train = concat(*[train_new.data] * max(settings.store_repeat, 1))
+    fine_tune = settings.stages != FACE_HEAD_STAGE  # the face head fits store and replay faces apart, read once
+    train = concat(*[train_new.data] * max(settings.store_repeat, 1)) if fine_tune else train_new.data
     warnings = []
     replay = None
     if replay_folder is not None and settings.replay_size > 0:
@@ -211,7 +212,7 @@ def _job_data(
         )
         if settings.replay_targets == "model":
             replay = with_model_targets(replay, current_student)
-        train = concat(train, replay)
+        train = concat(train, replay) if fine_tune else train
     else:
         warnings.append(NO_REPLAY_WARNING)
     if settings.resolved_benchmark() is None:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from core.data.tensors import preprocess_batch
 from core.models.face_head import StudentWithFaceHead
-from core.weights import ModelConfig, save_weights
+from core.weights import ModelConfig, load_weights, save_weights
 
 __all__ = [
     "FACE_HEAD_ARCHITECTURE",
@@ -24,6 +24,7 @@ __all__ = [
     "FaceHeadRecipe",
     "HeadInputs",
     "face_head_model",
+    "plain_student",
     "head_inputs",
     "fit_head",
     "head_accuracy",
@@ -90,6 +91,26 @@ def face_head_model(
     return model.eval(), head_config
 
 
+def plain_student(folder: Path) -> tuple[torch.nn.Module, ModelConfig]:
+    """The student of a weights folder: itself, or the one inside a version that has a face head."""
+    model, config = load_weights(folder)
+    if config.architecture != FACE_HEAD_ARCHITECTURE:
+        return model, config
+    kwargs = config.model_kwargs
+    student_config = ModelConfig(
+        architecture="shufflenet_v2",
+        labels=list(config.labels),
+        input_size=int(kwargs.get("student_input", 64)),
+        face_size=int(kwargs.get("student_face", 48)),
+        in_chans=config.in_chans,
+        model_kwargs={"stem": kwargs.get("stem", "imagenet"), "dropout": kwargs.get("dropout", 0.2)},
+        mean=config.mean,
+        std=config.std,
+        training=dict(config.training),
+    )
+    return model.student, student_config
+
+
 @torch.no_grad()  # not inference mode: the head is fitted on these tensors
 def head_inputs(
     model: StudentWithFaceHead,
@@ -118,11 +139,12 @@ def head_inputs(
 def fit_head(
     model: StudentWithFaceHead, faces: HeadInputs, replay: HeadInputs | None, recipe: FaceHeadRecipe, seed: int
 ) -> dict[str, float]:
-    """Fit ``model.head`` in place; its standardisation comes from the replay faces (else the user's)."""
+    """Fit ``model.head`` in place; its standardisation comes from the replay faces (else the user's). Without
+    replay faces (``None``) there is no distillation term."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     head = model.head
-    reference = replay.features if replay is not None and len(replay) else faces.features
+    reference = replay.features if replay is not None else faces.features
     head.feature_mean.copy_(reference.mean(0))
     head.feature_std.copy_(reference.std(0) + 1e-5)
     head.hidden.reset_parameters()
@@ -134,7 +156,7 @@ def fit_head(
     for _ in range(recipe.steps):
         optimizer.zero_grad()
         loss = F.cross_entropy(faces.logits + head(faces.features), faces.labels)
-        if replay is not None and len(replay):
+        if replay is not None:
             pick = torch.randint(0, len(replay), (min(recipe.replay_batch, len(replay)),), generator=generator)
             replayed = F.log_softmax((replay.logits[pick] + head(replay.features[pick])) / recipe.temperature, dim=1)
             distill = F.kl_div(replayed, replay_targets[pick], reduction="batchmean") * recipe.temperature**2
