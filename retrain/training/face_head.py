@@ -33,6 +33,7 @@ __all__ = [
 
 FACE_HEAD_ARCHITECTURE = "shufflenet_v2_face_head"
 FACE_HEAD_INPUT = 96  # the store's photo faces; 48 px FER+ faces are enlarged by repeated pixels
+FIT_RECORDS = ("face_head", "face_head_fit", "shrunk_toward_current")  # one fit's: never carried into the next
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def face_head_model(
         face_size=FACE_HEAD_INPUT,
         enlarge="nearest",
         model_kwargs={**kwargs, "pretrained": False},  # a saved model brings dlib's weights with it
-        training=dict(config.training),
+        training={key: value for key, value in config.training.items() if key not in FIT_RECORDS},
         metrics={},
     )
     return model.eval(), head_config

@@ -20,6 +20,7 @@ from retrain.training.face_head import (
     fit_head,
     head_accuracy,
     head_inputs,
+    plain_student,
     save_face_head,
 )
 from tests._face_fixtures import astronaut
@@ -125,3 +126,14 @@ def test_a_face_head_exports_to_onnx_with_the_same_answers(tmp_path: Path) -> No
     faces = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (4, 1, 48, 48), dtype=np.uint8))
     np.testing.assert_allclose(exported.predict_gray_batch(faces), served.predict_gray_batch(faces), atol=1e-4)
     assert not np.allclose(served.predict_gray_batch(faces), student.predict_gray_batch(faces), atol=1e-3)
+
+
+def test_a_refitted_head_does_not_inherit_the_earlier_fits_records(tmp_path: Path) -> None:
+    student = load_classifier("student")
+    model, config = face_head_model(student.model, student.config)
+    config.training["shrunk_toward_current"] = 0.5  # as a shrunk earlier version records it
+    folder = save_face_head(model, config, tmp_path / "v1", FaceHeadRecipe(), face_head_fit={"epoch": 1})
+    inner, inner_config = plain_student(folder)
+    _, refit_config = face_head_model(inner, inner_config)
+    assert not {"shrunk_toward_current", "face_head", "face_head_fit"} & set(refit_config.training)
+    assert refit_config.training["flip_tta"] == student.config.training["flip_tta"]  # the student's recipe stays
