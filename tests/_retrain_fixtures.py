@@ -24,11 +24,13 @@ def tiny_weights(folder: Path, architecture: str, seed: int) -> Path:
     return write_random_weights(folder, architecture, labels=LABELS, input_size=INPUT_SIZE, seed=seed)
 
 
-def fill_store(db: Path, per_class: int = 10, seed: int = 0, side: int = 48) -> AnnotationStore:
+def fill_store(
+    db: Path, per_class: int = 10, seed: int = 0, side: int = 48, labels: tuple[str, ...] = LABELS
+) -> AnnotationStore:
     """Labelled ``side`` px pattern faces (split 6:2:2 by the store itself) in a real SQLite file."""
-    store = AnnotationStore(db, labels=LABELS)
+    store = AnnotationStore(db, labels=labels)
     rng = np.random.default_rng(seed)
-    for index, label in enumerate(LABELS):
+    for index, label in enumerate(labels):
         for _ in range(per_class):
             buffer = io.BytesIO()
             pattern_image(index, rng, side).save(buffer, format="PNG")

@@ -2,6 +2,9 @@
 face features, fitted on the store's faces with FER+ replay (see :mod:`retrain.training.face_head`), and the
 head's strength is then shrunk until the benchmark holds, as :mod:`.shrink` does for fine-tuned weights.
 
+Without replay faces, rows drawn from the FER+ feature statistics shipped with the student stand in for them
+(:mod:`retrain.training.feature_replay`), when the current student is the shipped one.
+
 A current version that already has a head is refitted from its own student: the store holds every face the
 earlier head was fitted on, so nothing learnt is lost, and heads never stack.
 """
@@ -28,6 +31,7 @@ from ..training.face_head import (
     plain_student,
     save_face_head,
 )
+from ..training.feature_replay import FeatureStatistics, synthetic_replay
 from .shrink import BISECTIONS, ShrinkResult, largest_fraction, probe_accuracy
 
 __all__ = ["train_face_head", "shrink_face_head"]
@@ -44,24 +48,30 @@ def train_face_head(
     seed: int,
     log: Log,
     recipe: FaceHeadRecipe | None = None,
+    statistics: FeatureStatistics | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Fit a head for the current version's student on the store's training faces (and replay faces, if any);
-    returns the weights folder and the stage's record (seconds, faces, training loss and accuracy, and the
-    store's validation accuracy, as an epoch of the student fine-tune records them)."""
+    """Fit a head for the current version's student on the store's training faces and replay faces (else rows of
+    ``statistics``, the shipped FER+ feature statistics, when given); returns the weights folder and the stage's
+    record (seconds, faces, training loss and accuracy, and the store's validation accuracy, as an epoch of the
+    student fine-tune records them)."""
     recipe = recipe or FaceHeadRecipe()
     started = time.perf_counter()
     student, student_config = plain_student(current)
     model, config = face_head_model(student, student_config, recipe.hidden)
     faces = head_inputs(model, config, store_train.images, store_train.label_indices)
-    replayed = None
+    replayed, feature_rows = None, 0
     if replay is not None and len(replay):
         replayed = head_inputs(model, config, replay.images, replay.label_indices, mirrored=False)
+    elif statistics is not None:
+        replayed = synthetic_replay(model, statistics, recipe.synthetic_rows, seed)
+        feature_rows = len(replayed)
     features_seconds = time.perf_counter() - started
     fit = fit_head(model, faces, replayed, recipe, seed)
     record = {
         "epoch": 1,
         "store_faces": len(store_train),
         "replay_faces": len(replay) if replay is not None else 0,
+        "feature_replay_rows": feature_rows,
         "features_seconds": round(features_seconds, 1),
         "train_loss": fit["loss"],
         "train_accuracy": fit["train_accuracy"],
@@ -70,9 +80,12 @@ def train_face_head(
         held_out = head_inputs(model, config, validation.images, validation.label_indices)
         record["val_accuracy"] = head_accuracy(model, held_out)
     record["seconds"] = round(time.perf_counter() - started, 1)
+    rehearsed = f"{record['replay_faces']} replay faces"
+    if record["feature_replay_rows"]:
+        rehearsed += f" (and {record['feature_replay_rows']} rows of the shipped FER+ feature statistics)"
     log(
-        f"face head: dlib's features of {len(store_train)} store and {record['replay_faces']} replay faces in"
-        f" {features_seconds:.0f} s; fitted to {100 * fit['train_accuracy']:.1f} % on the store's training faces"
+        f"face head: dlib's features of {len(store_train)} store faces, {rehearsed}, in {features_seconds:.0f} s;"
+        f" fitted to {100 * fit['train_accuracy']:.1f} % on the store's training faces"
     )
     return save_face_head(model, config, out, recipe, face_head_fit=record), record
 

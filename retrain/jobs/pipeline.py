@@ -30,6 +30,7 @@ from ..registry.model_card import write_model_card
 from ..settings import RetrainSettings
 from ..training import Dataset, TrainConfig, TrainingCancelled, distributed_context, run_training
 from ..training.face_head import FACE_HEAD_ARCHITECTURE, FACE_HEAD_INPUT
+from ..training.feature_replay import FeatureStatistics, statistics_for
 from . import promotion
 from .datasets import (
     benchmark_set,
@@ -115,6 +116,7 @@ class _Sources:
     folders: dict[str, Path]
     student: ModelConfig
     teacher: ModelConfig
+    feature_statistics: FeatureStatistics | None = None  # shipped FER+ feature statistics, if they fit the student
 
     @property
     def labels(self) -> list[str]:
@@ -141,6 +143,16 @@ NO_REPLAY_WARNING = (
     "no replay data: the job could not rehearse FER+ faces, so it guarded against forgetting by distilling from the"
     " current model on your own images; set TSNET_REPLAY_DATA to a FER+ FER2013Train folder"
 )
+FEATURE_REPLAY_WARNING = (
+    "no replay data: the job could not rehearse FER+ faces, so it kept the face head silent on the FER+ feature"
+    " statistics shipped with the student instead (no faces, a weaker guard); set TSNET_REPLAY_DATA to a FER+"
+    " FER2013Train folder"
+)
+NO_GUARD_WARNING = (
+    "no replay data: the job could not rehearse FER+ faces, and the shipped FER+ feature statistics do not describe"
+    " this version's student, so nothing kept the face head from forgetting what the student knew; set"
+    " TSNET_REPLAY_DATA to a FER+ FER2013Train folder"
+)
 NO_BENCHMARK_WARNING = (
     "benchmark not run: no benchmark data, so forgetting of what the model knew was not measured; set"
     " TSNET_BENCHMARK_DATA to a FER+ FER2013Valid folder"
@@ -154,22 +166,37 @@ def _sources(settings: RetrainSettings) -> _Sources:
     for name, folder in folders.items():
         if not (folder / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"no current {name} weights at {folder} (version {parent})")
-    sources = _Sources(registry, parent, folders, read_config(folders["student"]), read_config(folders["teacher"]))
+    sources = _Sources(
+        registry,
+        parent,
+        folders,
+        read_config(folders["student"]),
+        read_config(folders["teacher"]),
+        statistics_for(folders["student"]),
+    )
     if list(sources.teacher.labels) != sources.labels:
         raise ValueError(f"teacher labels {sources.teacher.labels} differ from the student's {sources.labels}")
     return sources
 
 
 def _resolved_stages(settings: RetrainSettings, sources: _Sources, log: Log | None) -> RetrainSettings:
-    """``auto``: the face head when FER+ replay faces can keep it silent on what the student knew (or the current
-    version already has one), else the student fine-tune, which guards itself on the user's own images."""
+    """``auto``: the face head when FER+ replay faces, or else the FER+ feature statistics shipped with the student,
+    can keep it silent on what the student knew (or the current version already has one); else the student
+    fine-tune, which guards itself on the user's own images."""
     if settings.stages != "auto":
         return settings
     has_head = sources.student.architecture == FACE_HEAD_ARCHITECTURE
     replay = settings.resolved_replay() is not None and settings.replay_size > 0
-    stages = FACE_HEAD_STAGE if replay or has_head else "student"
+    statistics = sources.feature_statistics is not None
+    stages = FACE_HEAD_STAGE if replay or has_head or statistics else "student"
     if log is not None:
-        why = "FER+ replay faces at hand" if replay else ("the current version has one" if has_head else "no replay")
+        why = (
+            "FER+ replay faces at hand"
+            if replay
+            else "no FER+ replay faces: the FER+ feature statistics shipped with the student stand in"
+            if statistics
+            else ("the current version has one" if has_head else "no replay")
+        )
         log(f"recipe: {stages} ({why}; TSNET_RETRAIN_STAGES chooses)")
     return replace(settings, stages=stages)
 
@@ -190,6 +217,7 @@ def _job_data(
     settings: RetrainSettings,
     log: Log,
     current_student: Classifier,
+    feature_replay: bool = False,
 ) -> _JobData:
     """The store's splits, the user's faces repeated ``store_repeat`` times, and the replay sample when there is one."""
     stored_side = stored_face_side(store, "train")
@@ -213,6 +241,8 @@ def _job_data(
         if settings.replay_targets == "model":
             replay = with_model_targets(replay, current_student)
         train = concat(train, replay) if fine_tune else train
+    elif not fine_tune:
+        warnings.append(FEATURE_REPLAY_WARNING if feature_replay else NO_GUARD_WARNING)
     else:
         warnings.append(NO_REPLAY_WARNING)
     if settings.resolved_benchmark() is None:
@@ -309,6 +339,7 @@ def _train_models(
             handle.work_dir / "face-head",
             settings.seed,
             log,
+            statistics=sources.feature_statistics,
         )
         curves["student"].append(record)
         return sources.folders["teacher"], student, curves
@@ -504,7 +535,7 @@ def run_retrain(
         handle if rank == 0 else None, log, "prepare", f"loading data (current version {sources.parent})", world == 1
     )
     current = Classifier(*load_weights(sources.folders["student"]), source=str(sources.folders["student"]))
-    data = _job_data(store, sources.labels, settings, log, current)
+    data = _job_data(store, sources.labels, settings, log, current, sources.feature_statistics is not None)
     teacher, student, curves = _train_models(sources, data, settings, handle, epochs, log, (rank, world))
     if rank != 0:
         return {}

@@ -47,6 +47,7 @@ class FaceHeadRecipe:
     weight_decay: float = 0.01  # L2 on the head's weights (summed), so few faces move it little
     temperature: float = 2.0
     replay_batch: int = 4096
+    synthetic_rows: int = 5000  # drawn from the shipped FER+ feature statistics when no replay faces are at hand
 
 
 @dataclass

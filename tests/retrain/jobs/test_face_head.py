@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.classifier import Classifier, load_classifier
+from core.classifier import Classifier, load_classifier, shipped_weights_folder
 from core.explain import explainer
 from core.weights import load_weights, read_config
 from retrain.registry import ModelRegistry
@@ -137,3 +137,29 @@ def test_a_refitted_head_does_not_inherit_the_earlier_fits_records(tmp_path: Pat
     _, refit_config = face_head_model(inner, inner_config)
     assert not {"shrunk_toward_current", "face_head", "face_head_fit"} & set(refit_config.training)
     assert refit_config.training["flip_tta"] == student.config.training["flip_tta"]  # the student's recipe stays
+
+
+def test_without_ferplus_the_shipped_students_head_rehearses_the_shipped_feature_statistics_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = configure(monkeypatch, tmp_path)
+    for name in ("student", "teacher"):
+        monkeypatch.setenv(f"TSNET_BASE_{name.upper()}", str(shipped_weights_folder(name)))
+    monkeypatch.setenv("TSNET_REPLAY_DATA", "")
+    monkeypatch.setenv("TSNET_BENCHMARK_DATA", "")
+    monkeypatch.delenv("TSNET_RETRAIN_STAGES")
+    labels = tuple(read_config(shipped_weights_folder("student")).labels)
+    fill_store(tmp_path / "store.db", per_class=4, side=96, labels=labels).close()
+
+    assert _retrain(home) == 0
+    out = capsys.readouterr().out
+    assert "recipe: face-head (no FER+ replay faces: the FER+ feature statistics shipped with the student" in out
+    assert "no regression" not in out
+    registry = ModelRegistry(home)
+    fit = registry.metrics("v1")["training_curves"]["student"][0]
+    assert fit["replay_faces"] == 0 and fit["feature_replay_rows"] == FaceHeadRecipe().synthetic_rows
+    warnings = registry.record("v1")["warnings"]
+    assert any("feature statistics shipped with the student" in warning for warning in warnings)
+    assert any("benchmark not run" in warning for warning in warnings)
+    card = (registry.version_dir("v1") / "student" / "README.md").read_text()
+    assert "feature statistics shipped with the student" in card

@@ -1,0 +1,160 @@
+"""FER+ rehearsed without FER+: the face head's input features on FER+'s training faces, kept as a low-rank
+Gaussian beside the shipped student (``core/pretrained/student/fer_features.safetensors``, about 0.4 MB).
+
+A retrain with no FER+ copy at hand (installed from PyPI, on a Space) cannot rehearse FER+ faces, and a head fitted
+on a few hundred photos alone forgets what the student knew (FER2013Valid 87 % -> 50-60 % in the README's probe).
+Samples of this Gaussian stand in for the replay faces: the head learns to add nothing where the features look like
+FER+'s. They are statistics of the shipped student's and dlib's features, no faces, so they ship as weights do;
+they describe the shipped student only, so a version whose student was fine-tuned does without them.
+
+Regenerate after shipping a new student: ``python -m retrain.training.feature_replay PATH/FER2013Train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from core.classifier import shipped_weights_folder
+from core.models.face_head import FACE_FEATURES, StudentWithFaceHead
+from core.weights import load_weights
+
+from .face_head import HeadInputs
+
+__all__ = [
+    "STATISTICS_NAME",
+    "FeatureStatistics",
+    "fit_statistics",
+    "shipped_statistics",
+    "is_shipped_student",
+    "statistics_for",
+    "synthetic_replay",
+]
+
+STATISTICS_NAME = "fer_features.safetensors"
+RANK = 128  # directions kept exactly; the rest of the spread is kept per feature
+PARAMETER_TOLERANCE = 1e-2  # a student saved in half precision is still the shipped one (rounding is ~1e-3)
+
+
+@dataclass
+class FeatureStatistics:
+    """``mean + (z * scales) @ basis + e * residual_std`` with standard normal ``z`` (rank) and ``e`` (features)."""
+
+    mean: torch.Tensor  # (features,)
+    basis: torch.Tensor  # (rank, features), orthonormal rows
+    scales: torch.Tensor  # (rank,) the spread along each row
+    residual_std: torch.Tensor  # (features,) the spread left outside the basis
+    faces: int  # how many faces the statistics were taken on
+
+    def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """``count`` feature rows; pooled ReLU features are never negative, so neither are these."""
+        rank, features = self.basis.shape
+        along = (torch.randn(count, rank, generator=generator) * self.scales) @ self.basis
+        rows = self.mean + along + torch.randn(count, features, generator=generator) * self.residual_std
+        return rows.clamp_min(0)
+
+    def save(self, path: Path) -> Path:
+        tensors = {"mean": self.mean, "basis": self.basis, "scales": self.scales, "residual_std": self.residual_std}
+        save_file(
+            {name: t.to(torch.float16).contiguous() for name, t in tensors.items()}, path, {"faces": str(self.faces)}
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> FeatureStatistics:
+        from safetensors import safe_open
+
+        tensors = {name: t.float() for name, t in load_file(path).items()}
+        with safe_open(path, "pt") as handle:
+            faces = int((handle.metadata() or {}).get("faces", 0))
+        return cls(tensors["mean"], tensors["basis"], tensors["scales"], tensors["residual_std"], faces)
+
+
+def fit_statistics(features: torch.Tensor, rank: int = RANK) -> FeatureStatistics:
+    """The Gaussian of ``features`` (faces, features): its top ``rank`` principal directions and a diagonal rest."""
+    mean = features.mean(0)
+    centred = features - mean
+    _, singular, basis = torch.linalg.svd(centred, full_matrices=False)
+    rank = min(rank, len(singular))
+    basis, scales = basis[:rank], singular[:rank] / max(len(features) - 1, 1) ** 0.5
+    residual = centred - (centred @ basis.T) @ basis
+    return FeatureStatistics(mean, basis, scales, residual.std(0), len(features))
+
+
+def shipped_statistics() -> FeatureStatistics | None:
+    """The statistics shipped beside the student; None where the package has none."""
+    path = shipped_weights_folder("student") / STATISTICS_NAME
+    return FeatureStatistics.load(path) if path.is_file() else None
+
+
+def is_shipped_student(student: torch.nn.Module) -> bool:
+    """Whether ``student`` is the shipped student (to half precision): the only one the statistics describe."""
+    shipped, _ = load_weights(shipped_weights_folder("student"))
+    mine, theirs = student.state_dict(), shipped.state_dict()
+    if mine.keys() != theirs.keys():
+        return False
+    for name, tensor in theirs.items():
+        if mine[name].shape != tensor.shape:
+            return False
+        if tensor.is_floating_point() and not torch.allclose(
+            mine[name].float(), tensor.float(), atol=PARAMETER_TOLERANCE
+        ):
+            return False
+    return True
+
+
+def statistics_for(student_folder: Path) -> FeatureStatistics | None:
+    """The shipped statistics when the student of ``student_folder`` (itself, or the one inside a version with a
+    face head) is the shipped student; else None."""
+    from .face_head import plain_student
+
+    statistics = shipped_statistics()
+    if statistics is None or not is_shipped_student(plain_student(student_folder)[0]):
+        return None
+    return statistics
+
+
+@torch.no_grad()
+def synthetic_replay(model: StudentWithFaceHead, statistics: FeatureStatistics, count: int, seed: int) -> HeadInputs:
+    """``count`` rows drawn from the statistics, with the student's own logits on their student part (its
+    classifier reads only those pooled features): what :func:`.face_head.fit_head` rehearses as replay faces."""
+    features = statistics.sample(count, torch.Generator().manual_seed(seed + 7))
+    student = model.student.eval()
+    logits = student.fc(features[:, FACE_FEATURES:])
+    return HeadInputs(logits, features, logits.argmax(1), views=1)
+
+
+def build(folder: Path, out: Path, rank: int = RANK) -> FeatureStatistics:
+    """Read every face of a FER+ training folder as the retrain's replay reads it, and fit the statistics."""
+    from ..jobs.datasets import replay_sample
+    from .face_head import face_head_model, head_inputs
+
+    student, config = load_weights(shipped_weights_folder("student"))
+    labels = list(config.labels)
+    model, head_config = face_head_model(student, config)
+    faces, _ = replay_sample(folder, labels, 10**9, seed=0)
+    started = time.perf_counter()
+    inputs = head_inputs(model, head_config, faces.images, faces.label_indices, mirrored=False)
+    print(f"features of {len(faces)} faces in {time.perf_counter() - started:.0f} s")
+    statistics = fit_statistics(inputs.features, rank)
+    statistics.save(out)
+    return statistics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="a FER+ FER2013Train folder")
+    parser.add_argument("--out", type=Path, default=shipped_weights_folder("student") / STATISTICS_NAME)
+    parser.add_argument("--rank", type=int, default=RANK)
+    args = parser.parse_args(argv)
+    statistics = build(args.folder, args.out, args.rank)
+    print(f"wrote {args.out}: {statistics.faces} faces, rank {len(statistics.scales)}")
+
+
+if __name__ == "__main__":
+    main()
