@@ -1,11 +1,12 @@
 """FER+ rehearsed without FER+: the face head's input features on FER+'s training faces, kept as a low-rank
-Gaussian beside the shipped student (``core/pretrained/student/fer_features.safetensors``, about 0.4 MB).
+Gaussian shipped with the package (``retrain/statistics/fer_features.safetensors``, about 0.4 MB).
 
 A retrain with no FER+ copy at hand (installed from PyPI, on a Space) cannot rehearse FER+ faces, and a head fitted
 on a few hundred photos alone forgets what the student knew (FER2013Valid 87 % -> 50-60 % in the README's probe).
 Samples of this Gaussian stand in for the replay faces: the head learns to add nothing where the features look like
 FER+'s. They are statistics of the shipped student's and dlib's features, no faces, so they ship as weights do;
-they describe the shipped student only, so a version whose student was fine-tuned does without them.
+they describe one student only (its fingerprint is kept with them), so a version whose student was fine-tuned
+does without them.
 
 Regenerate after shipping a new student: ``python -m retrain.training.feature_replay PATH/FER2013Train``.
 """
@@ -13,6 +14,7 @@ Regenerate after shipping a new student: ``python -m retrain.training.feature_re
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,17 +30,18 @@ from .face_head import HeadInputs
 
 __all__ = [
     "STATISTICS_NAME",
+    "SHIPPED_STATISTICS",
     "FeatureStatistics",
     "fit_statistics",
     "shipped_statistics",
-    "is_shipped_student",
+    "student_fingerprint",
     "statistics_for",
     "synthetic_replay",
 ]
 
 STATISTICS_NAME = "fer_features.safetensors"
+SHIPPED_STATISTICS = Path(__file__).parents[1] / "statistics" / STATISTICS_NAME
 RANK = 128  # directions kept exactly; the rest of the spread is kept per feature
-PARAMETER_TOLERANCE = 1e-2  # a student saved in half precision is still the shipped one (rounding is ~1e-3)
 
 
 @dataclass
@@ -50,6 +53,7 @@ class FeatureStatistics:
     scales: torch.Tensor  # (rank,) the spread along each row
     residual_std: torch.Tensor  # (features,) the spread left outside the basis
     faces: int  # how many faces the statistics were taken on
+    student: str = ""  # the fingerprint of the student whose features they are
 
     def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
         """``count`` feature rows; pooled ReLU features are never negative, so neither are these."""
@@ -60,9 +64,8 @@ class FeatureStatistics:
 
     def save(self, path: Path) -> Path:
         tensors = {"mean": self.mean, "basis": self.basis, "scales": self.scales, "residual_std": self.residual_std}
-        save_file(
-            {name: t.to(torch.float16).contiguous() for name, t in tensors.items()}, path, {"faces": str(self.faces)}
-        )
+        halved = {name: t.to(torch.float16).contiguous() for name, t in tensors.items()}
+        save_file(halved, path, {"faces": str(self.faces), "student": self.student})
         return path
 
     @classmethod
@@ -71,11 +74,12 @@ class FeatureStatistics:
 
         tensors = {name: t.float() for name, t in load_file(path).items()}
         with safe_open(path, "pt") as handle:
-            faces = int((handle.metadata() or {}).get("faces", 0))
-        return cls(tensors["mean"], tensors["basis"], tensors["scales"], tensors["residual_std"], faces)
+            metadata = handle.metadata() or {}
+        parts = (tensors["mean"], tensors["basis"], tensors["scales"], tensors["residual_std"])
+        return cls(*parts, int(metadata.get("faces", 0)), metadata.get("student", ""))
 
 
-def fit_statistics(features: torch.Tensor, rank: int = RANK) -> FeatureStatistics:
+def fit_statistics(features: torch.Tensor, rank: int = RANK, student: str = "") -> FeatureStatistics:
     """The Gaussian of ``features`` (faces, features): its top ``rank`` principal directions and a diagonal rest."""
     mean = features.mean(0)
     centred = features - mean
@@ -83,38 +87,33 @@ def fit_statistics(features: torch.Tensor, rank: int = RANK) -> FeatureStatistic
     rank = min(rank, len(singular))
     basis, scales = basis[:rank], singular[:rank] / max(len(features) - 1, 1) ** 0.5
     residual = centred - (centred @ basis.T) @ basis
-    return FeatureStatistics(mean, basis, scales, residual.std(0), len(features))
+    return FeatureStatistics(mean, basis, scales, residual.std(0), len(features), student)
 
 
 def shipped_statistics() -> FeatureStatistics | None:
-    """The statistics shipped beside the student; None where the package has none."""
-    path = shipped_weights_folder("student") / STATISTICS_NAME
-    return FeatureStatistics.load(path) if path.is_file() else None
+    """The statistics shipped with the package; None where it has none."""
+    return FeatureStatistics.load(SHIPPED_STATISTICS) if SHIPPED_STATISTICS.is_file() else None
 
 
-def is_shipped_student(student: torch.nn.Module) -> bool:
-    """Whether ``student`` is the shipped student (to half precision): the only one the statistics describe."""
-    shipped, _ = load_weights(shipped_weights_folder("student"))
-    mine, theirs = student.state_dict(), shipped.state_dict()
-    if mine.keys() != theirs.keys():
-        return False
-    for name, tensor in theirs.items():
-        if mine[name].shape != tensor.shape:
-            return False
-        if tensor.is_floating_point() and not torch.allclose(
-            mine[name].float(), tensor.float(), atol=PARAMETER_TOLERANCE
-        ):
-            return False
-    return True
+def student_fingerprint(student: torch.nn.Module) -> str:
+    """A digest of the student's weights in half precision, as every weights folder keeps them: the same for the
+    shipped student and for the copy inside a face-head version, different for any fine-tuned one."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(student.state_dict().items()):
+        tensor = tensor.detach().cpu()
+        tensor = tensor.half() if tensor.is_floating_point() else tensor
+        digest.update(name.encode())
+        digest.update(tensor.reshape(-1).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def statistics_for(student_folder: Path) -> FeatureStatistics | None:
-    """The shipped statistics when the student of ``student_folder`` (itself, or the one inside a version with a
-    face head) is the shipped student; else None."""
+    """The shipped statistics when they describe the student of ``student_folder`` (itself, or the one inside a
+    version with a face head); else None."""
     from .face_head import plain_student
 
     statistics = shipped_statistics()
-    if statistics is None or not is_shipped_student(plain_student(student_folder)[0]):
+    if statistics is None or statistics.student != student_fingerprint(plain_student(student_folder)[0]):
         return None
     return statistics
 
@@ -141,7 +140,7 @@ def build(folder: Path, out: Path, rank: int = RANK) -> FeatureStatistics:
     started = time.perf_counter()
     inputs = head_inputs(model, head_config, faces.images, faces.label_indices, mirrored=False)
     print(f"features of {len(faces)} faces in {time.perf_counter() - started:.0f} s")
-    statistics = fit_statistics(inputs.features, rank)
+    statistics = fit_statistics(inputs.features, rank, student_fingerprint(student))
     statistics.save(out)
     return statistics
 
@@ -149,7 +148,7 @@ def build(folder: Path, out: Path, rank: int = RANK) -> FeatureStatistics:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="a FER+ FER2013Train folder")
-    parser.add_argument("--out", type=Path, default=shipped_weights_folder("student") / STATISTICS_NAME)
+    parser.add_argument("--out", type=Path, default=SHIPPED_STATISTICS)
     parser.add_argument("--rank", type=int, default=RANK)
     args = parser.parse_args(argv)
     statistics = build(args.folder, args.out, args.rank)

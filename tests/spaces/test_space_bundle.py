@@ -62,6 +62,7 @@ def test_bundle_holds_app_runtime_packages_and_weights(bundle: SpaceBuild, space
     assert not (folder / "spaces").exists()  # would shadow the `spaces` package Gradio Spaces install
     assert not (folder / "packages.txt").exists()  # dlib-bin wheels need no Debian package
     assert not [f for f in bundle.files if "__pycache__" in f or f.endswith(".pyc") or f.startswith("tests/")]
+    assert "retrain/statistics/fer_features.safetensors" in bundle.files  # a Space's retrain without FER+ uses it
     for name in ARCHITECTURES:
         for file in ("config.json", "model.safetensors"):
             assert _sha256(folder / "core" / "pretrained" / name / file) == _sha256(space_weights / name / file)

@@ -13,9 +13,9 @@ from retrain.training.face_head import face_head_model
 from retrain.training.feature_replay import (
     FeatureStatistics,
     fit_statistics,
-    is_shipped_student,
     shipped_statistics,
     statistics_for,
+    student_fingerprint,
     synthetic_replay,
 )
 from tests._retrain_fixtures import tiny_weights
@@ -30,9 +30,9 @@ def _correlated_rows(count: int, seed: int = 0) -> torch.Tensor:
 
 def test_samples_have_the_spread_of_the_rows_they_were_fitted_on(tmp_path: Path) -> None:
     rows = _correlated_rows(4000)
-    statistics = fit_statistics(rows, rank=4)
+    statistics = fit_statistics(rows, rank=4, student="abc")
     loaded = FeatureStatistics.load(statistics.save(tmp_path / "stats.safetensors"))
-    assert loaded.faces == 4000 and loaded.basis.shape == (4, 12)
+    assert loaded.faces == 4000 and loaded.basis.shape == (4, 12) and loaded.student == "abc"
     samples = loaded.sample(20000, torch.Generator().manual_seed(1))
     assert samples.min() >= 0
     torch.testing.assert_close(samples.mean(0), rows.mean(0), atol=0.1, rtol=0.05)
@@ -50,7 +50,7 @@ def test_the_shipped_statistics_describe_the_shipped_student_only(tmp_path: Path
     assert statistics_for(halved) is not None
     with torch.no_grad():
         student.fc[-1].bias.add_(0.1)  # a fine-tuned student reads the features differently
-    assert not is_shipped_student(student)
+    assert statistics.student != student_fingerprint(student)
     assert statistics_for(tiny_weights(tmp_path / "tiny", "shufflenet_v2", 0)) is None
 
 
