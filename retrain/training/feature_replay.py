@@ -20,13 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from core.classifier import shipped_weights_folder
+from core.data import read_labelled_folder
+from core.data.tensors import load_gray_images
 from core.models.face_head import FACE_FEATURES, StudentWithFaceHead
 from core.weights import load_weights
 
-from .face_head import HeadInputs
+from .face_head import HeadInputs, face_head_model, head_inputs, plain_student
 
 __all__ = [
     "STATISTICS_NAME",
@@ -70,8 +73,6 @@ class FeatureStatistics:
 
     @classmethod
     def load(cls, path: Path) -> FeatureStatistics:
-        from safetensors import safe_open
-
         tensors = {name: t.float() for name, t in load_file(path).items()}
         with safe_open(path, "pt") as handle:
             metadata = handle.metadata() or {}
@@ -110,8 +111,6 @@ def student_fingerprint(student: torch.nn.Module) -> str:
 def statistics_for(student_folder: Path) -> FeatureStatistics | None:
     """The shipped statistics when they describe the student of ``student_folder`` (itself, or the one inside a
     version with a face head); else None."""
-    from .face_head import plain_student
-
     statistics = shipped_statistics()
     if statistics is None or statistics.student != student_fingerprint(plain_student(student_folder)[0]):
         return None
@@ -128,18 +127,16 @@ def synthetic_replay(model: StudentWithFaceHead, statistics: FeatureStatistics, 
     return HeadInputs(logits, features, logits.argmax(1), views=1)
 
 
-def build(folder: Path, out: Path, rank: int = RANK) -> FeatureStatistics:
-    """Read every face of a FER+ training folder as the retrain's replay reads it, and fit the statistics."""
-    from ..jobs.datasets import replay_sample
-    from .face_head import face_head_model, head_inputs
-
-    student, config = load_weights(shipped_weights_folder("student"))
-    labels = list(config.labels)
+def build(folder: Path, out: Path, student_folder: Path, rank: int = RANK) -> FeatureStatistics:
+    """Read every majority-labelled face of a FER+ training folder as the retrain's replay sample reads it, and fit
+    the statistics of ``student_folder``'s student (a plain student's weights folder)."""
+    student, config = load_weights(student_folder)
     model, head_config = face_head_model(student, config)
-    faces, _ = replay_sample(folder, labels, 10**9, seed=0)
+    samples = read_labelled_folder(folder, list(config.labels), "majority")
+    images = load_gray_images(samples.paths)
     started = time.perf_counter()
-    inputs = head_inputs(model, head_config, faces.images, faces.label_indices, mirrored=False)
-    print(f"features of {len(faces)} faces in {time.perf_counter() - started:.0f} s")
+    inputs = head_inputs(model, head_config, images, torch.from_numpy(samples.label_indices), mirrored=False)
+    print(f"features of {len(images)} faces in {time.perf_counter() - started:.0f} s")
     statistics = fit_statistics(inputs.features, rank, student_fingerprint(student))
     statistics.save(out)
     return statistics
@@ -149,9 +146,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="a FER+ FER2013Train folder")
     parser.add_argument("--out", type=Path, default=SHIPPED_STATISTICS)
+    parser.add_argument("--student", type=Path, default=shipped_weights_folder("student"), help="weights folder")
     parser.add_argument("--rank", type=int, default=RANK)
     args = parser.parse_args(argv)
-    statistics = build(args.folder, args.out, args.rank)
+    statistics = build(args.folder, args.out, args.student, args.rank)
     print(f"wrote {args.out}: {statistics.faces} faces, rank {len(statistics.scales)}")
 
 

@@ -13,11 +13,13 @@ from retrain.training.face_head import face_head_model
 from retrain.training.feature_replay import (
     FeatureStatistics,
     fit_statistics,
+    main,
     shipped_statistics,
     statistics_for,
     student_fingerprint,
     synthetic_replay,
 )
+from tests._core_fixtures import write_ferplus_folder
 from tests._retrain_fixtures import tiny_weights
 
 
@@ -63,3 +65,13 @@ def test_rehearsed_rows_carry_the_students_own_answers_on_them() -> None:
         expected = student.model.fc(rows.features[:, FACE_FEATURES:])
     torch.testing.assert_close(rows.logits, expected)
     assert len(rows.labels.unique()) >= 3  # the rows spread over classes as FER+ faces do
+
+
+def test_the_command_regenerates_the_statistics_from_a_ferplus_folder(tmp_path: Path) -> None:
+    labels = tuple(load_classifier("student").labels)
+    folder = write_ferplus_folder(tmp_path / "FER2013Train", labels, per_class=2, seed=0)
+    out = tmp_path / "fer_features.safetensors"
+    main([str(folder), "--out", str(out), "--rank", "4"])
+    statistics = FeatureStatistics.load(out)
+    assert statistics.faces == 2 * len(labels) and statistics.basis.shape == (4, FACE_FEATURES + STUDENT_FEATURES)
+    assert statistics.student == shipped_statistics().student  # keyed to the shipped student it was read by
