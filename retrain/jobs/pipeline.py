@@ -116,7 +116,7 @@ class _Sources:
     folders: dict[str, Path]
     student: ModelConfig
     teacher: ModelConfig
-    feature_statistics: FeatureStatistics | None = None  # shipped FER+ feature statistics, if they fit the student
+    feature_statistics: FeatureStatistics | None = None  # without replay faces: the shipped ones, if they fit
 
     @property
     def labels(self) -> list[str]:
@@ -159,6 +159,10 @@ NO_BENCHMARK_WARNING = (
 )
 
 
+def _replay_at_hand(settings: RetrainSettings) -> bool:
+    return settings.resolved_replay() is not None and settings.replay_size > 0
+
+
 def _sources(settings: RetrainSettings) -> _Sources:
     registry = ModelRegistry.from_settings(settings)
     parent = registry.current()
@@ -172,7 +176,7 @@ def _sources(settings: RetrainSettings) -> _Sources:
         folders,
         read_config(folders["student"]),
         read_config(folders["teacher"]),
-        statistics_for(folders["student"]),
+        None if _replay_at_hand(settings) else statistics_for(folders["student"]),  # only read when needed
     )
     if list(sources.teacher.labels) != sources.labels:
         raise ValueError(f"teacher labels {sources.teacher.labels} differ from the student's {sources.labels}")
@@ -186,7 +190,7 @@ def _resolved_stages(settings: RetrainSettings, sources: _Sources, log: Log | No
     if settings.stages != "auto":
         return settings
     has_head = sources.student.architecture == FACE_HEAD_ARCHITECTURE
-    replay = settings.resolved_replay() is not None and settings.replay_size > 0
+    replay = _replay_at_hand(settings)
     statistics = sources.feature_statistics is not None
     stages = FACE_HEAD_STAGE if replay or has_head or statistics else "student"
     if log is not None:
@@ -234,7 +238,7 @@ def _job_data(
     train = concat(*[train_new.data] * max(settings.store_repeat, 1)) if fine_tune else train_new.data
     warnings = []
     replay = None
-    if replay_folder is not None and settings.replay_size > 0:
+    if _replay_at_hand(settings):
         replay, replay_names = replay_sample(
             replay_folder, labels, settings.replay_size, settings.seed, settings.replay_targets
         )

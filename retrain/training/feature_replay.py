@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from core.classifier import shipped_weights_folder
 from core.data import read_labelled_folder
@@ -73,9 +73,9 @@ class FeatureStatistics:
 
     @classmethod
     def load(cls, path: Path) -> FeatureStatistics:
-        tensors = {name: t.float() for name, t in load_file(path).items()}
-        with safe_open(path, "pt") as handle:
+        with safe_open(path, "pt") as handle:  # one read for the tensors and the metadata
             metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name).float() for name in handle.keys()}
         parts = (tensors["mean"], tensors["basis"], tensors["scales"], tensors["residual_std"])
         return cls(*parts, int(metadata.get("faces", 0)), metadata.get("student", ""))
 
