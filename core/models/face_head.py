@@ -10,6 +10,8 @@ user's people are read right while FER+ faces keep the student's answers (learni
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -19,10 +21,28 @@ from .dlib_resnet import DLIB_CHIP_SIZE, DlibFaceResNet
 from .face_teacher import DlibInput
 from .student import shufflenet_v2
 
-__all__ = ["FaceFeatureHead", "StudentWithFaceHead", "shufflenet_v2_face_head", "FACE_FEATURES", "STUDENT_FEATURES"]
+__all__ = [
+    "FaceFeatureHead",
+    "StudentWithFaceHead",
+    "shufflenet_v2_face_head",
+    "FACE_LEVELS",
+    "FACE_FEATURES",
+    "STUDENT_FEATURES",
+    "face_feature_count",
+]
 
-FACE_FEATURES = 512  # dlib's two 256-channel levels, each mean-pooled
+LEVEL_CHANNELS = {"level2": 128, "level1": 256, "level0": 256}  # dlib's last three levels, input first
+FACE_LEVELS = ("level2", "level1", "level0")  # what a retrain fits on now, each mean-pooled
+EARLIER_FACE_LEVELS = ("level1", "level0")  # heads saved before level2 was read (configs without face_levels)
 STUDENT_FEATURES = 1024  # the student's conv5, mean-pooled
+
+
+def face_feature_count(levels: Sequence[str] = FACE_LEVELS) -> int:
+    """How many of dlib's pooled features a head on ``levels`` reads (before the student's)."""
+    return sum(LEVEL_CHANNELS[level] for level in levels)
+
+
+FACE_FEATURES = face_feature_count()
 
 
 class FaceFeatureHead(nn.Module):
@@ -62,14 +82,19 @@ class StudentWithFaceHead(nn.Module):
         pretrained: bool = True,
         input_mean: float = 0.5,
         input_std: float = 0.5,
+        face_levels: Sequence[str] = EARLIER_FACE_LEVELS,
     ) -> None:
         super().__init__()
+        unknown = set(face_levels) - set(LEVEL_CHANNELS)
+        if unknown or not face_levels:
+            raise ValueError(f"face_levels must be some of {', '.join(LEVEL_CHANNELS)}, not {list(face_levels)}")
+        self.face_levels = tuple(level for level in LEVEL_CHANNELS if level in face_levels)
         self.student = shufflenet_v2(num_classes=num_classes, in_chans=in_chans, dropout=dropout, stem=stem)
         face = DlibFaceResNet.from_dlib().fold_affine() if pretrained else DlibFaceResNet()
         face.fc = nn.Identity()  # the identity embedding is not used: its levels carry the expression
         self.face = face
         self.face_input = DlibInput(in_chans, input_mean, input_std)
-        self.head = FaceFeatureHead(FACE_FEATURES + STUDENT_FEATURES, num_classes, hidden)
+        self.head = FaceFeatureHead(face_feature_count(self.face_levels) + STUDENT_FEATURES, num_classes, hidden)
         self.student_face, self.student_input = student_face, student_input
 
     @property
@@ -100,11 +125,13 @@ class StudentWithFaceHead(nn.Module):
         return s.fc(pooled), pooled
 
     def face_features(self, x: torch.Tensor) -> torch.Tensor:
-        """dlib's 256-channel levels, mean-pooled, on the face enlarged to dlib's 150 px chip."""
+        """dlib's ``face_levels``, each mean-pooled, on the face enlarged to dlib's 150 px chip."""
         f = self.face
         chip = self._resized(self.face_input(x), DLIB_CHIP_SIZE).contiguous(memory_format=torch.channels_last)
-        level1 = f.level1(f.level2(f.level3(f.level4(f.stem(chip)))))
-        return torch.cat([level1.mean(dim=(2, 3)), f.level0(level1).mean(dim=(2, 3))], dim=1)
+        level2 = f.level2(f.level3(f.level4(f.stem(chip))))
+        level1 = f.level1(level2)
+        maps = {"level2": level2, "level1": level1, "level0": f.level0(level1)}
+        return torch.cat([maps[level].mean(dim=(2, 3)) for level in self.face_levels], dim=1)
 
     def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The student's logits and the head's input features (what a retrain caches once to fit the head)."""

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from core.data.tensors import preprocess_batch
-from core.models.face_head import StudentWithFaceHead
+from core.models.face_head import FACE_LEVELS, StudentWithFaceHead
 from core.weights import ModelConfig, load_weights, save_weights
 
 __all__ = [
@@ -55,7 +55,7 @@ class HeadInputs:
     """The frozen parts' outputs for faces (and their mirrors, face then mirror): what the head is fitted on."""
 
     logits: torch.Tensor  # the student's (rows, classes)
-    features: torch.Tensor  # dlib's and the student's pooled features (rows, 1536)
+    features: torch.Tensor  # dlib's and the student's pooled features (rows, 1664: dlib's 640, the student's 1024)
     labels: torch.Tensor  # (rows,) class indices
     views: int = 2  # rows per face: 2 with the mirror (how flip-TTA serves a face), else 1
 
@@ -77,6 +77,7 @@ def face_head_model(
         "student_input": config.input_size,
         "input_mean": config.mean,
         "input_std": config.std,
+        "face_levels": list(FACE_LEVELS),
     }
     model = StudentWithFaceHead(num_classes=len(config.labels), in_chans=config.in_chans, **kwargs)
     model.student.load_state_dict(student.state_dict())

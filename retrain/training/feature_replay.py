@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from core.classifier import shipped_weights_folder
 from core.data import read_labelled_folder
 from core.data.tensors import load_gray_images
-from core.models.face_head import FACE_FEATURES, StudentWithFaceHead
+from core.models.face_head import FACE_FEATURES, STUDENT_FEATURES, StudentWithFaceHead
 from core.weights import load_weights
 
 from .face_head import HeadInputs, face_head_model, head_inputs, plain_student
@@ -112,7 +112,9 @@ def statistics_for(student_folder: Path) -> FeatureStatistics | None:
     """The shipped statistics when they describe the student of ``student_folder`` (itself, or the one inside a
     version with a face head); else None."""
     statistics = shipped_statistics()
-    if statistics is None or statistics.student != student_fingerprint(plain_student(student_folder)[0]):
+    if statistics is None or len(statistics.mean) != FACE_FEATURES + STUDENT_FEATURES:
+        return None  # statistics of another head layout
+    if statistics.student != student_fingerprint(plain_student(student_folder)[0]):
         return None
     return statistics
 
@@ -123,7 +125,7 @@ def synthetic_replay(model: StudentWithFaceHead, statistics: FeatureStatistics, 
     classifier reads only those pooled features): what :func:`.face_head.fit_head` rehearses as replay faces."""
     features = statistics.sample(count, torch.Generator().manual_seed(seed + 7))
     student = model.student.eval()
-    logits = student.fc(features[:, FACE_FEATURES:])
+    logits = student.fc(features[:, -STUDENT_FEATURES:])
     return HeadInputs(logits, features, logits.argmax(1), views=1)
 
 

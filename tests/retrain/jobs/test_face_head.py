@@ -3,6 +3,7 @@ and the result is registered, served, explained and refitted like any retrained 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 from core.classifier import Classifier, load_classifier, shipped_weights_folder
 from core.explain import explainer
+from core.models.face_head import FACE_FEATURES, FACE_LEVELS, STUDENT_FEATURES, StudentWithFaceHead
 from core.weights import load_weights, read_config
 from retrain.registry import ModelRegistry
 from retrain.training.face_head import (
@@ -137,6 +139,28 @@ def test_a_refitted_head_does_not_inherit_the_earlier_fits_records(tmp_path: Pat
     _, refit_config = face_head_model(inner, inner_config)
     assert not {"shrunk_toward_current", "face_head", "face_head_fit"} & set(refit_config.training)
     assert refit_config.training["flip_tta"] == student.config.training["flip_tta"]  # the student's recipe stays
+
+
+def test_a_head_saved_before_dlibs_level2_was_read_still_loads_and_is_refitted_on_all_three_levels(
+    tmp_path: Path,
+) -> None:
+    student = load_classifier("student")
+    model, config = face_head_model(student.model, student.config)
+    assert model.face_levels == FACE_LEVELS and model.head.hidden.in_features == FACE_FEATURES + STUDENT_FEATURES
+    earlier = StudentWithFaceHead(len(config.labels), pretrained=False)  # the layout saved by earlier releases
+    earlier.student.load_state_dict(student.model.state_dict())
+    earlier.face.load_state_dict(model.face.state_dict())
+    torch.manual_seed(0)
+    torch.nn.init.normal_(earlier.head.out.weight, std=0.05)
+    kwargs = {key: value for key, value in config.model_kwargs.items() if key != "face_levels"}
+    folder = save_face_head(earlier, replace(config, model_kwargs=kwargs), tmp_path / "v1", FaceHeadRecipe())
+    served = load_classifier(folder)
+    assert served.model.face_levels == ("level1", "level0")
+    faces = torch.randn(3, 1, config.input_size, config.input_size)
+    with torch.no_grad():  # saved in half precision, as every version is
+        np.testing.assert_allclose(served.model(faces).numpy(), earlier.eval()(faces).numpy(), atol=0.02)
+    refitted, _ = face_head_model(*plain_student(folder))
+    assert refitted.face_levels == FACE_LEVELS
 
 
 def test_without_ferplus_the_shipped_students_head_rehearses_the_shipped_feature_statistics_and_says_so(
