@@ -6,6 +6,10 @@ trained on 3 million faces, has it. So the retrained model keeps the student exa
 head that reads dlib's frozen face features (of the sharper 96 px face) beside the student's own, and *adds* its
 answer to the student's logits. A head of zeros is the student itself; the retrain fits the head so that the
 user's people are read right while FER+ faces keep the student's answers (learning without forgetting).
+
+A head may also carry a *domain gate*: a logistic regression on the same features that tells the user's kind of
+photo from FER+'s web crops, by which the head's answer is scaled, face by face. The head then corrects the
+user's kind of face and leaves FER+'s kind of face, where the student was selected, as the student reads it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = [
     "FACE_FEATURES",
     "STUDENT_FEATURES",
     "face_feature_count",
+    "GATE_OPEN",
 ]
 
 LEVEL_CHANNELS = {"level2": 128, "level1": 256, "level0": 256}  # dlib's last three levels, input first
@@ -45,10 +50,16 @@ def face_feature_count(levels: Sequence[str] = FACE_LEVELS) -> int:
 FACE_FEATURES = face_feature_count()
 
 
-class FaceFeatureHead(nn.Module):
-    """Standardised features -> a logit correction; starts at exactly zero (the student unchanged)."""
+GATE_OPEN = 30.0  # the gate's bias while it has not been fitted: sigmoid(30) is 1 in float32 and float16
 
-    def __init__(self, features: int, num_classes: int, hidden: int = 64) -> None:
+
+class FaceFeatureHead(nn.Module):
+    """Standardised features -> a logit correction; starts at exactly zero (the student unchanged).
+
+    With ``domain_gate`` the correction is scaled by ``sigmoid(gate(features))``, a per-face weight in [0, 1]
+    that starts fully open (the head as without a gate) until a retrain fits it."""
+
+    def __init__(self, features: int, num_classes: int, hidden: int = 64, domain_gate: bool = False) -> None:
         super().__init__()
         self.register_buffer("feature_mean", torch.zeros(features))
         self.register_buffer("feature_std", torch.ones(features))
@@ -56,10 +67,28 @@ class FaceFeatureHead(nn.Module):
         self.out = nn.Linear(hidden, num_classes)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self.gate = nn.Linear(features, 1) if domain_gate else None
+        if self.gate is not None:
+            nn.init.zeros_(self.gate.weight)
+            nn.init.constant_(self.gate.bias, GATE_OPEN)
+
+    def standardised(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.feature_mean) / self.feature_std
+
+    def correction(self, features: torch.Tensor) -> torch.Tensor:
+        """The head's answer before the gate scales it (what the retrain fits)."""
+        return self.out(F.relu(self.hidden(self.standardised(features))))
+
+    def openness(self, features: torch.Tensor) -> torch.Tensor:
+        """How much of the correction each face gets, (rows, 1): 1 everywhere without a gate."""
+        if self.gate is None:
+            return features.new_ones(len(features), 1)
+        return torch.sigmoid(self.gate(self.standardised(features)))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        standard = (features - self.feature_mean) / self.feature_std
-        return self.out(F.relu(self.hidden(standard)))
+        if self.gate is None:
+            return self.correction(features)
+        return self.openness(features) * self.correction(features)
 
 
 class StudentWithFaceHead(nn.Module):
@@ -68,6 +97,7 @@ class StudentWithFaceHead(nn.Module):
     The input is the model's normalised grey face at ``input_size`` (96: the store's photo faces); the student
     sees it exactly as the plain student's preprocessing would (reduced to 48 px, then enlarged to 64).
     ``pretrained`` loads dlib's weights from the face-recognition-models wheel; a saved model brings its own.
+    ``face_levels`` and ``domain_gate`` default to the layout of heads saved before they existed.
     """
 
     def __init__(
@@ -83,6 +113,7 @@ class StudentWithFaceHead(nn.Module):
         input_mean: float = 0.5,
         input_std: float = 0.5,
         face_levels: Sequence[str] = EARLIER_FACE_LEVELS,
+        domain_gate: bool = False,
     ) -> None:
         super().__init__()
         unknown = set(face_levels) - set(LEVEL_CHANNELS)
@@ -94,7 +125,8 @@ class StudentWithFaceHead(nn.Module):
         face.fc = nn.Identity()  # the identity embedding is not used: its levels carry the expression
         self.face = face
         self.face_input = DlibInput(in_chans, input_mean, input_std)
-        self.head = FaceFeatureHead(face_feature_count(self.face_levels) + STUDENT_FEATURES, num_classes, hidden)
+        features = face_feature_count(self.face_levels) + STUDENT_FEATURES
+        self.head = FaceFeatureHead(features, num_classes, hidden, domain_gate)
         self.student_face, self.student_input = student_face, student_input
 
     @property

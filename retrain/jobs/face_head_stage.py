@@ -57,10 +57,14 @@ def train_face_head(
     recipe = recipe or FaceHeadRecipe()
     started = time.perf_counter()
     student, student_config = plain_student(current)
-    model, config = face_head_model(student, student_config, recipe.hidden)
+    real_replay = replay is not None and len(replay) > 0
+    gated = recipe.domain_gate == "always" or (
+        recipe.domain_gate == "feature-statistics" and not real_replay and statistics is not None
+    )
+    model, config = face_head_model(student, student_config, recipe.hidden, gated)
     faces = head_inputs(model, config, store_train.images, store_train.label_indices)
     replayed, feature_rows = None, 0
-    if replay is not None and len(replay):
+    if real_replay:
         replayed = head_inputs(model, config, replay.images, replay.label_indices, mirrored=False)
     elif statistics is not None:
         replayed = synthetic_replay(model, statistics, recipe.synthetic_rows, seed)
@@ -75,6 +79,7 @@ def train_face_head(
         "features_seconds": round(features_seconds, 1),
         "train_loss": fit["loss"],
         "train_accuracy": fit["train_accuracy"],
+        **{key: round(value, 4) for key, value in fit.items() if key.startswith("gate_")},
     }
     if validation is not None and len(validation):
         held_out = head_inputs(model, config, validation.images, validation.label_indices)
@@ -87,6 +92,12 @@ def train_face_head(
         f"face head: dlib's features of {len(store_train)} store faces, {rehearsed}, in {features_seconds:.0f} s;"
         f" fitted to {100 * fit['train_accuracy']:.1f} % on the store's training faces"
     )
+    if "gate_store_faces" in fit:
+        log(
+            f"face head: its domain gate is {100 * fit['gate_store_faces']:.0f} % open on your training faces and"
+            f" {100 * fit['gate_replay_faces']:.0f} % on the replay faces, so it corrects your kind of photo and"
+            " leaves FER+'s kind of face to the student"
+        )
     return save_face_head(model, config, out, recipe, face_head_fit=record), record
 
 

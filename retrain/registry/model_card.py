@@ -67,6 +67,12 @@ def render_model_card(
                 [
                     "- Face head: the student's logits plus a head fitted on the user's photos, reading dlib's"
                     " face-recognition features (the face at 150 px) beside the student's own"
+                    + (
+                        "; a domain gate applies it to faces like the user's and leaves faces like FER+'s web crops"
+                        " to the student"
+                        if config.model_kwargs.get("domain_gate")
+                        else ""
+                    )
                 ]
                 if "face_head" in config.training
                 else []

@@ -18,6 +18,7 @@ from retrain.registry import ModelRegistry
 from retrain.training.face_head import (
     FACE_HEAD_ARCHITECTURE,
     FaceHeadRecipe,
+    HeadInputs,
     face_head_model,
     fit_head,
     head_accuracy,
@@ -56,13 +57,15 @@ def test_a_face_head_version_is_served_explained_and_refitted_from_its_own_stude
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _retrain(home) == 0
-    assert "version v1: promoted" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "version v1: promoted" in printed
     registry = ModelRegistry(home)
     folder = registry.weights_folder("v1", "student")
     config = read_config(folder)
     assert config.architecture == FACE_HEAD_ARCHITECTURE and config.face_size == 96
     fit = registry.metrics("v1")["training_curves"]["student"][0]
     assert fit["store_faces"] == 18 and fit["replay_faces"] == 12 and 0 <= fit["val_accuracy"] <= 1
+    assert "gate_store_faces" not in fit and "its domain gate is" not in printed  # real replay faces: no gate
     assert "Face head" in (folder / "README.md").read_text()
     assert 0 <= registry.metrics("v1")["shrink"]["fraction"] <= 1
 
@@ -97,6 +100,32 @@ def test_the_fitted_head_is_scored_as_the_classifier_serves_it() -> None:
     fit_head(model, inputs, None, FaceHeadRecipe(steps=30), seed=0)  # fits these ten faces' labels
     served = Classifier(model, config).predict_gray_batch(faces).argmax(1)
     assert head_accuracy(model, inputs) == float((served == labels.numpy()).mean()) > 0.5
+
+
+def _rows(rng: np.random.Generator, count: int, shift: float) -> torch.Tensor:
+    features = rng.normal(0.0, 1.0, (count, FACE_FEATURES + STUDENT_FEATURES))
+    features[:, :50] += shift  # the user's kind of photo differs from FER+'s in some of dlib's features
+    return torch.from_numpy(features.astype(np.float32))
+
+
+def test_the_domain_gate_lets_the_head_correct_the_users_kind_of_face_and_leaves_replay_faces_to_the_student() -> None:
+    model = StudentWithFaceHead(7, pretrained=False, face_levels=FACE_LEVELS, domain_gate=True)
+    rng = np.random.default_rng(3)
+    labels = torch.from_numpy(rng.integers(0, 7, 60))
+    faces = HeadInputs(torch.zeros(60, 7), _rows(rng, 60, 3.0), labels, views=1)
+    replay = HeadInputs(torch.randn(2000, 7), _rows(rng, 2000, 0.0), torch.zeros(2000, dtype=torch.int64), views=1)
+    fit = fit_head(model, faces, replay, FaceHeadRecipe(steps=100), seed=0)
+    assert fit["gate_store_faces"] > 0.9 and fit["gate_replay_faces"] < 0.1
+    new_faces, new_replay = _rows(rng, 200, 3.0), _rows(rng, 200, 0.0)  # faces of neither fit
+    with torch.no_grad():
+        assert model.head.openness(new_faces).mean() > 0.9 and model.head.openness(new_replay).mean() < 0.1
+        corrections = model.head.correction(new_replay).abs().max(1).values
+        served = model.head(new_replay).abs().max(1).values
+    assert served.mean() < 0.2 * corrections.mean()  # FER+'s kind of face keeps (nearly) the student's answer
+
+    without_gate = StudentWithFaceHead(7, pretrained=False, face_levels=FACE_LEVELS)
+    fit_head(without_gate, faces, replay, FaceHeadRecipe(steps=100), seed=0)
+    assert without_gate.head.gate is None and torch.equal(without_gate.head.openness(new_faces), torch.ones(200, 1))
 
 
 def test_by_default_the_head_is_fitted_when_replay_faces_are_at_hand_and_the_student_fine_tuned_when_not(
@@ -141,7 +170,7 @@ def test_a_refitted_head_does_not_inherit_the_earlier_fits_records(tmp_path: Pat
     assert refit_config.training["flip_tta"] == student.config.training["flip_tta"]  # the student's recipe stays
 
 
-def test_a_head_saved_before_dlibs_level2_was_read_still_loads_and_is_refitted_on_all_three_levels(
+def test_a_head_saved_before_dlibs_level2_and_the_gate_still_loads_and_is_refitted_on_all_three_levels(
     tmp_path: Path,
 ) -> None:
     student = load_classifier("student")
@@ -152,10 +181,10 @@ def test_a_head_saved_before_dlibs_level2_was_read_still_loads_and_is_refitted_o
     earlier.face.load_state_dict(model.face.state_dict())
     torch.manual_seed(0)
     torch.nn.init.normal_(earlier.head.out.weight, std=0.05)
-    kwargs = {key: value for key, value in config.model_kwargs.items() if key != "face_levels"}
+    kwargs = {key: value for key, value in config.model_kwargs.items() if key not in ("face_levels", "domain_gate")}
     folder = save_face_head(earlier, replace(config, model_kwargs=kwargs), tmp_path / "v1", FaceHeadRecipe())
     served = load_classifier(folder)
-    assert served.model.face_levels == ("level1", "level0")
+    assert served.model.face_levels == ("level1", "level0") and served.model.head.gate is None
     faces = torch.randn(3, 1, config.input_size, config.input_size)
     with torch.no_grad():  # saved in half precision, as every version is
         np.testing.assert_allclose(served.model(faces).numpy(), earlier.eval()(faces).numpy(), atol=0.02)
@@ -182,8 +211,10 @@ def test_without_ferplus_the_shipped_students_head_rehearses_the_shipped_feature
     registry = ModelRegistry(home)
     fit = registry.metrics("v1")["training_curves"]["student"][0]
     assert fit["replay_faces"] == 0 and fit["feature_replay_rows"] == FaceHeadRecipe().synthetic_rows
+    assert 0 <= fit["gate_replay_faces"] < fit["gate_store_faces"] <= 1 and "its domain gate is" in out
+    assert read_config(registry.weights_folder("v1", "student")).model_kwargs["domain_gate"] is True
     warnings = registry.record("v1")["warnings"]
     assert any("feature statistics shipped with the student" in warning for warning in warnings)
     assert any("benchmark not run" in warning for warning in warnings)
     card = (registry.version_dir("v1") / "student" / "README.md").read_text()
-    assert "feature statistics shipped with the student" in card
+    assert "feature statistics shipped with the student" in card and "a domain gate applies it" in card
