@@ -75,20 +75,27 @@ class FaceFeatureHead(nn.Module):
     def standardised(self, features: torch.Tensor) -> torch.Tensor:
         return (features - self.feature_mean) / self.feature_std
 
+    def _correction(self, standard: torch.Tensor) -> torch.Tensor:
+        return self.out(F.relu(self.hidden(standard)))
+
+    def _openness(self, standard: torch.Tensor) -> torch.Tensor:
+        if self.gate is None:
+            return standard.new_ones(len(standard), 1)
+        return torch.sigmoid(self.gate(standard))
+
     def correction(self, features: torch.Tensor) -> torch.Tensor:
         """The head's answer before the gate scales it (what the retrain fits)."""
-        return self.out(F.relu(self.hidden(self.standardised(features))))
+        return self._correction(self.standardised(features))
 
     def openness(self, features: torch.Tensor) -> torch.Tensor:
         """How much of the correction each face gets, (rows, 1): 1 everywhere without a gate."""
-        if self.gate is None:
-            return features.new_ones(len(features), 1)
-        return torch.sigmoid(self.gate(self.standardised(features)))
+        return self._openness(self.standardised(features))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        standard = self.standardised(features)  # once, for the correction and its gate
         if self.gate is None:
-            return self.correction(features)
-        return self.openness(features) * self.correction(features)
+            return self._correction(standard)
+        return self._openness(standard) * self._correction(standard)
 
 
 class StudentWithFaceHead(nn.Module):

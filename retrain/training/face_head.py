@@ -197,11 +197,11 @@ def fit_head(
     torch.nn.init.zeros_(head.out.weight)
     torch.nn.init.zeros_(head.out.bias)
     gate_record: dict[str, float] = {}
-    if head.gate is not None:
+    if head.gate is not None and replay is not None:
+        gate_record = fit_domain_gate(head, faces, replay, recipe)
+    elif head.gate is not None:  # nothing to tell the user's faces from: open everywhere
         torch.nn.init.zeros_(head.gate.weight)
         torch.nn.init.constant_(head.gate.bias, GATE_OPEN)
-        if replay is not None:
-            gate_record = fit_domain_gate(head, faces, replay, recipe)
     # the head is fitted ungated (its correction): the gate decides only where that correction applies
     optimizer = torch.optim.Adam([*head.hidden.parameters(), *head.out.parameters()], lr=recipe.lr)
     replay_targets = F.softmax(replay.logits / recipe.temperature, dim=1) if replay is not None else None

@@ -144,11 +144,15 @@ def test_by_default_the_head_is_fitted_when_replay_faces_are_at_hand_and_the_stu
     assert read_config(registry.weights_folder("v2", "student")).architecture == "shufflenet_v2"
 
 
-def test_a_face_head_exports_to_onnx_with_the_same_answers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("domain_gate", [False, True])
+def test_a_face_head_exports_to_onnx_with_the_same_answers(tmp_path: Path, domain_gate: bool) -> None:
     student = load_classifier("student")
-    model, config = face_head_model(student.model, student.config)
+    model, config = face_head_model(student.model, student.config, domain_gate=domain_gate)
     torch.manual_seed(0)
     torch.nn.init.normal_(model.head.out.weight, std=0.05)  # a head that changes the answers
+    if domain_gate:  # and a gate that is partly shut
+        torch.nn.init.normal_(model.head.gate.weight, std=0.02)
+        torch.nn.init.zeros_(model.head.gate.bias)
     folder = save_face_head(model, config, tmp_path / "face-head", FaceHeadRecipe())
     assert main(["export-onnx", "--model", str(folder), str(tmp_path / "face-head.onnx")]) == 0
     served, exported = load_classifier(folder), load_classifier(tmp_path / "face-head.onnx")
