@@ -1,6 +1,8 @@
 """The retrain stage ``face-head`` (``TSNET_RETRAIN_STAGES=face-head``): the current student gains a head on dlib's
 face features, fitted on the store's faces with FER+ replay (see :mod:`retrain.training.face_head`), and the
-head's strength is then shrunk until the benchmark holds, as :mod:`.shrink` does for fine-tuned weights.
+head's strength is then shrunk until the benchmark holds, as :mod:`.shrink` does for fine-tuned weights. Several
+heads are fitted on different seeds and shrunk so; the job keeps the one that holds at the most strength, then
+reads the store's validation faces best, then most confidently (all before the store's test split judges it).
 
 Without replay faces, rows drawn from the FER+ feature statistics shipped with the student stand in for them
 (:mod:`retrain.training.feature_replay`), when the current student is the shipped one.
@@ -13,17 +15,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from core.models.face_head import StudentWithFaceHead
-from core.weights import load_weights, save_weights
+from core.weights import load_weights
 
 from ..training import Dataset
 from ..training.face_head import (
     FaceHeadRecipe,
+    HeadInputs,
     face_head_model,
     fit_head,
     head_accuracy,
@@ -34,9 +39,68 @@ from ..training.face_head import (
 from ..training.feature_replay import FeatureStatistics, synthetic_replay
 from .shrink import BISECTIONS, ShrinkResult, largest_fraction, probe_accuracy
 
-__all__ = ["train_face_head", "shrink_face_head"]
+__all__ = ["ShrinkProbe", "train_face_head"]
 
 Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ShrinkProbe:
+    """Faces the head must not get worse on (the benchmark, else FER+ training faces outside the replay sample)."""
+
+    faces: Dataset
+    source: str  # how the log and the job's record name them
+    tolerance: float  # the accuracy the head may cost on them
+
+
+@dataclass
+class _Fit:
+    """One candidate head: its fit seed, its weights, the strength the probe kept and its validation accuracy."""
+
+    seed: int
+    head: dict[str, torch.Tensor]
+    fraction: float
+    probe_table: dict[str, float]
+    val_accuracy: float | None
+    val_loss: float | None  # the mean negative log-likelihood of the right class: tells equal accuracies apart
+    fit: dict[str, float]
+
+    def rank(self) -> tuple[float, float, float]:
+        if self.val_accuracy is None or self.val_loss is None:  # no validation faces: the training fit decides
+            return self.fraction, self.fit["train_accuracy"], -self.fit["loss"]
+        return self.fraction, self.val_accuracy, -self.val_loss
+
+
+def _fit_candidate(
+    model: StudentWithFaceHead,
+    inputs: tuple[HeadInputs, HeadInputs | None, HeadInputs | None, HeadInputs | None],
+    recipe: FaceHeadRecipe,
+    seed: int,
+    current_accuracy: float | None,
+    tolerance: float,
+) -> _Fit:
+    """Fit the head on ``seed`` and find its strength: the largest whose probe accuracy is within ``tolerance``."""
+    faces, replayed, held_out, probe = inputs
+    fit = fit_head(model, faces, replayed, recipe, seed)
+    table: dict[str, float] = {}
+    fraction = 1.0
+    if probe is not None and current_accuracy is not None:
+        table["current"] = current_accuracy
+        fraction = largest_fraction(lambda value: head_accuracy(model, probe, value), table, tolerance, BISECTIONS)
+    val_accuracy, val_loss = None, None
+    if held_out is not None:
+        val_accuracy, val_loss = head_accuracy(model, held_out, fraction), _head_loss(model, held_out, fraction)
+    head = {key: value.clone() for key, value in model.head.state_dict().items()}
+    return _Fit(seed, head, fraction, table, val_accuracy, val_loss, fit)
+
+
+@torch.no_grad()
+def _head_loss(model: StudentWithFaceHead, inputs: HeadInputs, scale: float) -> float:
+    """The right class's negative log-probability under the student plus ``scale`` x the head, averaged over each
+    face's views."""
+    logits = inputs.logits + scale * model.head(inputs.features)
+    log_probs = F.log_softmax(logits, dim=1).view(-1, inputs.views, logits.shape[1]).mean(1)
+    return float(-log_probs.gather(1, inputs.labels[:: inputs.views, None]).mean())
 
 
 def train_face_head(
@@ -49,11 +113,14 @@ def train_face_head(
     log: Log,
     recipe: FaceHeadRecipe | None = None,
     statistics: FeatureStatistics | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """Fit a head for the current version's student on the store's training faces and replay faces (else rows of
-    ``statistics``, the shipped FER+ feature statistics, when given); returns the weights folder and the stage's
-    record (seconds, faces, training loss and accuracy, and the store's validation accuracy, as an epoch of the
-    student fine-tune records them)."""
+    probe: ShrinkProbe | None = None,
+) -> tuple[Path, dict[str, Any], ShrinkResult | None]:
+    """Fit ``recipe.candidates`` heads for the current version's student on the store's training faces and replay
+    faces (else rows of ``statistics``, the shipped FER+ feature statistics, when given), each shrunk against
+    ``probe`` when there is one, and keep the one that holds it at the most strength, then reads the store's
+    validation faces best (then most confidently). Returns the weights folder, the stage's record (seconds, faces,
+    each candidate, and the kept one's training loss and accuracy and validation accuracy, as an epoch of the
+    student fine-tune records them), and the shrink's result (None without a probe)."""
     recipe = recipe or FaceHeadRecipe()
     started = time.perf_counter()
     student, student_config = plain_student(current)
@@ -69,55 +136,77 @@ def train_face_head(
     elif statistics is not None:
         replayed = synthetic_replay(model, statistics, recipe.synthetic_rows, seed)
         feature_rows = len(replayed)
+    held_out = None
+    if validation is not None and len(validation):
+        held_out = head_inputs(model, config, validation.images, validation.label_indices)
+    probed, current_accuracy = None, None
+    if probe is not None and len(probe.faces):
+        current_accuracy = probe_accuracy(*load_weights(current), probe.faces)  # the served model, head and all
+        probed = head_inputs(model, config, probe.faces.images, probe.faces.label_indices)
     features_seconds = time.perf_counter() - started
-    fit = fit_head(model, faces, replayed, recipe, seed)
+    inputs = (faces, replayed, held_out, probed)
+    tolerance = probe.tolerance if probe is not None else 0.0
+    fits = [
+        _fit_candidate(model, inputs, recipe, fit_seed, current_accuracy, tolerance)
+        for fit_seed in recipe.candidate_seeds(seed)
+    ]
+    kept = max(fits, key=_Fit.rank)  # the first of equals: the job seed's own fit when nothing tells them apart
+    model.head.load_state_dict(kept.head)
+    if kept.fraction < 1.0:
+        with torch.no_grad():
+            model.head.out.weight.mul_(kept.fraction)
+            model.head.out.bias.mul_(kept.fraction)
     record = {
         "epoch": 1,
         "store_faces": len(store_train),
         "replay_faces": len(replay) if replay is not None else 0,
         "feature_replay_rows": feature_rows,
         "features_seconds": round(features_seconds, 1),
-        "train_loss": fit["loss"],
-        "train_accuracy": fit["train_accuracy"],
-        **{key: round(value, 4) for key, value in fit.items() if key.startswith("gate_")},
+        "train_loss": kept.fit["loss"],
+        "train_accuracy": kept.fit["train_accuracy"],
+        **{key: round(value, 4) for key, value in kept.fit.items() if key.startswith("gate_")},
+        "kept_seed": kept.seed,
+        "candidates": [
+            {"seed": f.seed, "kept_strength": f.fraction, "val_accuracy": f.val_accuracy, "val_loss": f.val_loss}
+            for f in fits
+        ],
     }
-    if validation is not None and len(validation):
-        held_out = head_inputs(model, config, validation.images, validation.label_indices)
-        record["val_accuracy"] = head_accuracy(model, held_out)
+    if kept.val_accuracy is not None:
+        record["val_accuracy"] = kept.val_accuracy
     record["seconds"] = round(time.perf_counter() - started, 1)
     rehearsed = f"{record['replay_faces']} replay faces"
     if record["feature_replay_rows"]:
         rehearsed += f" (and {record['feature_replay_rows']} rows of the shipped FER+ feature statistics)"
     log(
         f"face head: dlib's features of {len(store_train)} store faces, {rehearsed}, in {features_seconds:.0f} s;"
-        f" fitted to {100 * fit['train_accuracy']:.1f} % on the store's training faces"
+        f" fitted to {100 * kept.fit['train_accuracy']:.1f} % on the store's training faces"
     )
-    if "gate_store_faces" in fit:
+    log(_choice_line(fits, kept, probe))
+    if "gate_store_faces" in kept.fit:
         log(
-            f"face head: its domain gate is {100 * fit['gate_store_faces']:.0f} % open on your training faces and"
-            f" {100 * fit['gate_replay_faces']:.0f} % on the replay faces, so it corrects your kind of photo and"
-            " leaves FER+'s kind of face to the student"
+            f"face head: its domain gate is {100 * kept.fit['gate_store_faces']:.0f} % open on your training faces"
+            f" and {100 * kept.fit['gate_replay_faces']:.0f} % on the replay faces, so it corrects your kind of photo"
+            " and leaves FER+'s kind of face to the student"
         )
-    return save_face_head(model, config, out, recipe, face_head_fit=record), record
+    training = {"face_head_fit": record}
+    if probed is not None:
+        training["shrunk_toward_current"] = kept.fraction
+    folder = save_face_head(model, config, out, recipe, **training)
+    shrink = ShrinkResult(folder, kept.fraction, kept.probe_table) if probed is not None else None
+    return folder, record, shrink
 
 
-def shrink_face_head(
-    current: Path, candidate: Path, probe: Dataset, tolerance: float, out: Path, bisections: int = BISECTIONS
-) -> ShrinkResult:
-    """:func:`.shrink.shrink_toward` for a face head: the largest strength of the head (its output scaled by a
-    fraction in [0, 1]; 0 is the current student) whose probe accuracy is within ``tolerance`` of the current
-    model's. The frozen parts run on the probe once, so each try costs nothing."""
-    model, config = load_weights(candidate)
-    if not isinstance(model, StudentWithFaceHead):
-        raise ValueError(f"{candidate} has no face head to shrink")
-    table = {"current": probe_accuracy(*load_weights(current), probe)}
-    inputs = head_inputs(model, config, probe.images, probe.label_indices)
-    low = largest_fraction(lambda fraction: head_accuracy(model, inputs, fraction), table, tolerance, bisections)
-    if low == 1.0:
-        return ShrinkResult(candidate, 1.0, table)
-    with torch.no_grad():
-        model.head.out.weight.mul_(low)
-        model.head.out.bias.mul_(low)
-    config.training["shrunk_toward_current"] = low
-    save_weights(model, config, out, half=True)
-    return ShrinkResult(out, low, table)
+def _choice_line(fits: list[_Fit], kept: _Fit, probe: ShrinkProbe | None) -> str:
+    """Which of the heads the job kept, and why, in plain words."""
+    if len(fits) == 1:
+        return f"face head: one fit (seed {kept.seed})"
+    held = f"holds {probe.source} at {kept.fraction:g} of its strength" if probe is not None else ""
+    read = f"reads {100 * kept.val_accuracy:.1f} % of your validation faces" if kept.val_accuracy is not None else ""
+    why = " and ".join(part for part in (held, read) if part) or "the first of equals"
+    others = ", ".join(
+        f"seed {fit.seed}: {fit.fraction:g}"
+        + (f", {100 * fit.val_accuracy:.1f} %" if fit.val_accuracy is not None else "")
+        for fit in fits
+        if fit is not kept
+    )
+    return f"face head: {len(fits)} fits, kept seed {kept.seed}'s, which {why} ({others})"

@@ -41,8 +41,8 @@ from .datasets import (
     stored_face_side,
     with_model_targets,
 )
-from .face_head_stage import shrink_face_head, train_face_head
-from .shrink import shrink_toward
+from .face_head_stage import ShrinkProbe, train_face_head
+from .shrink import ShrinkResult, shrink_toward
 from .state import JobCancelled, JobHandle
 
 __all__ = ["run_retrain", "distributed_context"]
@@ -307,8 +307,10 @@ def _train_models(
     epochs: int,
     log: Log,
     distributed: tuple[int, int],
-) -> tuple[Path, Path, dict[str, list[dict]]]:
-    """The recipe's training stages; returns the teacher and student weights folders and the curves."""
+    shrink_probe: ShrinkProbe | None = None,
+) -> tuple[Path, Path, dict[str, list[dict]], ShrinkResult | None]:
+    """The recipe's training stages; returns the teacher and student weights folders, the curves, and the shrink's
+    result when a stage already shrank its candidate against ``shrink_probe`` (the face head does)."""
     rank, world = distributed
     main_handle = handle if rank == 0 else None
     should_stop = _stop_check(handle, world)
@@ -333,9 +335,9 @@ def _train_models(
     teacher = None
     if settings.stages == FACE_HEAD_STAGE:
         if rank != 0:  # the fit takes seconds on one process: the other ranks have nothing to do
-            return sources.folders["teacher"], sources.folders["student"], curves
+            return sources.folders["teacher"], sources.folders["student"], curves, None
         _stage(main_handle, log, "student", "fitting a head on dlib's face features to the student", world == 1)
-        student, record = train_face_head(
+        student, record, shrunk = train_face_head(
             sources.folders["student"],
             data.store_train,
             data.replay,
@@ -344,9 +346,10 @@ def _train_models(
             settings.seed,
             log,
             statistics=sources.feature_statistics,
+            probe=shrink_probe,
         )
         curves["student"].append(record)
-        return sources.folders["teacher"], student, curves
+        return sources.folders["teacher"], student, curves, shrunk
     if sources.student.architecture == FACE_HEAD_ARCHITECTURE:
         raise ValueError(
             f"the current version {sources.parent} has a face-feature head: retrain it with"
@@ -365,7 +368,7 @@ def _train_models(
         student = train_stage("student", config)
     except TrainingCancelled as error:
         raise JobCancelled(str(error)) from error
-    return teacher or sources.folders["teacher"], student, curves
+    return teacher or sources.folders["teacher"], student, curves, None
 
 
 def _benchmark(settings: RetrainSettings, labels: list[str]) -> Dataset | None:
@@ -374,37 +377,49 @@ def _benchmark(settings: RetrainSettings, labels: list[str]) -> Dataset | None:
     return benchmark_set(folder, labels) if folder is not None else None
 
 
+def _shrink_probe(sources: _Sources, benchmark: Dataset | None, settings: RetrainSettings) -> ShrinkProbe | None:
+    """The faces a candidate is shrunk against (see :mod:`.shrink`): the benchmark, else FER+ training faces outside
+    the replay sample; None when the job shrinks nothing."""
+    if not settings.shrink:
+        return None
+    replay = settings.resolved_replay()
+    tolerance = settings.rules.max_benchmark_drop
+    if benchmark is not None:
+        probe = ShrinkProbe(benchmark, "the benchmark", tolerance)
+    elif replay is not None:
+        faces = probe_sample(replay, sources.labels, settings.probe_size, settings.seed, settings.replay_size)
+        probe = ShrinkProbe(faces, "FER+ training faces outside the replay sample", tolerance)
+    else:
+        return None
+    return probe if len(probe.faces) else None
+
+
 def _keep_what_it_knew(
     sources: _Sources,
     student: Path,
-    benchmark: Dataset | None,
-    settings: RetrainSettings,
+    probe: ShrinkProbe | None,
     handle: JobHandle,
     log: Log,
+    shrunk: ShrinkResult | None = None,
 ) -> tuple[Path, dict[str, Any] | None]:
-    """Shrink the candidate toward the current student until it holds on the probe faces (see :mod:`.shrink`)."""
-    if not settings.shrink:
+    """Shrink the candidate toward the current student until it holds on the probe faces (see :mod:`.shrink`),
+    unless its stage already did (``shrunk``)."""
+    if probe is None:
         return student, None
-    replay = settings.resolved_replay()
-    if benchmark is not None:
-        probe, source = benchmark, "the benchmark"
-    elif replay is not None:
-        probe = probe_sample(replay, sources.labels, settings.probe_size, settings.seed, settings.replay_size)
-        source = "FER+ training faces outside the replay sample"
-    else:
-        return student, None
-    if not len(probe):
-        return student, None
-    _stage(handle, log, "shrink", f"checking what the candidate still knows on {source}")
-    tolerance = settings.rules.max_benchmark_drop
-    shrink = shrink_face_head if read_config(student).architecture == FACE_HEAD_ARCHITECTURE else shrink_toward
-    result = shrink(sources.folders["student"], student, probe, tolerance, handle.work_dir / "shrunk")
+    checked = "the kept head was checked" if shrunk is not None else "checking what the candidate still knows"
+    _stage(handle, log, "shrink", f"{checked} on {probe.source}")
+    result = shrunk or shrink_toward(
+        sources.folders["student"], student, probe.faces, probe.tolerance, handle.work_dir / "shrunk"
+    )
     accuracies = ", ".join(f"{name} {100 * value:.2f}%" for name, value in result.probe_accuracy.items())
-    log(f"probe ({source}, {len(probe)} faces): {accuracies}; kept {result.fraction:g} of the way to the candidate")
+    log(
+        f"probe ({probe.source}, {len(probe.faces)} faces): {accuracies}; kept {result.fraction:g} of the way to"
+        " the candidate"
+    )
     return result.folder, {
         "fraction": result.fraction,
-        "probe": source,
-        "probe_faces": len(probe),
+        "probe": probe.source,
+        "probe_faces": len(probe.faces),
         **result.probe_accuracy,
     }
 
@@ -540,11 +555,14 @@ def run_retrain(
     )
     current = Classifier(*load_weights(sources.folders["student"]), source=str(sources.folders["student"]))
     data = _job_data(store, sources.labels, settings, log, current, sources.feature_statistics is not None)
-    teacher, student, curves = _train_models(sources, data, settings, handle, epochs, log, (rank, world))
+    # read before training: the face head's stage shrinks each of its candidates against the probe
+    benchmark = _benchmark(settings, sources.labels) if rank == 0 else None
+    probe = _shrink_probe(sources, benchmark, settings) if rank == 0 else None
+    trained = _train_models(sources, data, settings, handle, epochs, log, (rank, world), probe)
     if rank != 0:
         return {}
-    benchmark = _benchmark(settings, sources.labels)
-    student, shrink = _keep_what_it_knew(sources, student, benchmark, settings, handle, log)
+    teacher, student, curves, shrunk = trained
+    student, shrink = _keep_what_it_knew(sources, student, probe, handle, log, shrunk)
     promote, reasons, metrics = _judge(current, data, benchmark, student, settings, handle, log)
     metrics["training_curves"] = curves
     metrics["shrink"] = shrink

@@ -67,6 +67,7 @@ def render_model_card(
                 [
                     "- Face head: the student's logits plus a head fitted on the user's photos, reading dlib's"
                     " face-recognition features (the face at 150 px) beside the student's own"
+                    + _fits_clause(config.training)
                     + (
                         "; a domain gate applies it to faces like the user's and leaves faces like FER+'s web crops"
                         " to the student"
@@ -92,3 +93,14 @@ def write_model_card(folder: str | Path, **kwargs: Any) -> Path:
     path = Path(folder) / CARD_NAME
     path.write_text(render_model_card(folder, **kwargs), encoding="utf-8")
     return path
+
+
+def _fits_clause(training: dict[str, Any]) -> str:
+    """Which of the job's head fits the version keeps, and at what strength, as the card says it."""
+    fit = training.get("face_head_fit") or {}
+    candidates = fit.get("candidates") or []
+    if len(candidates) < 2:
+        return ""
+    strength = training.get("shrunk_toward_current", 1.0)
+    held = f", at {strength:g} of its strength so the benchmark holds" if strength < 1 else ""
+    return f"; the best of {len(candidates)} fits on different seeds (seed {fit.get('kept_seed')}){held}"

@@ -61,6 +61,13 @@ class FaceHeadRecipe:
     gate_steps: int = 300
     gate_weight_decay: float = 0.001
     gate_temperature: float = 0.5  # below 1 sharpens the gate: open on the user's kind of face, shut on FER+'s
+    # heads fitted on as many seeds, the job keeping the one that holds the benchmark at the most strength and then
+    # reads the store's validation faces best: one fit's figure on new people spans 75-84 % with its seed alone
+    candidates: int = 5
+
+    def candidate_seeds(self, seed: int) -> list[int]:
+        """The fit seeds for a job seed: the job seed itself, then ``1000 x seed + 1``, ``+ 2``, ..."""
+        return [seed] + [1000 * seed + index for index in range(1, max(self.candidates, 1))]
 
 
 @dataclass

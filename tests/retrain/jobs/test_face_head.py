@@ -66,8 +66,18 @@ def test_a_face_head_version_is_served_explained_and_refitted_from_its_own_stude
     fit = registry.metrics("v1")["training_curves"]["student"][0]
     assert fit["store_faces"] == 18 and fit["replay_faces"] == 12 and 0 <= fit["val_accuracy"] <= 1
     assert "gate_store_faces" not in fit and "its domain gate is" not in printed  # real replay faces: no gate
-    assert "Face head" in (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text()
+    assert "Face head" in card and f"the best of {FaceHeadRecipe().candidates} fits on different seeds" in card
     assert 0 <= registry.metrics("v1")["shrink"]["fraction"] <= 1
+    # several heads fitted on different seeds; the kept one holds the benchmark at the most strength, then reads the
+    # store's validation faces best, and it is the one shrunk, recorded and served
+    candidates = fit["candidates"]
+    assert len(candidates) == FaceHeadRecipe().candidates == len({candidate["seed"] for candidate in candidates})
+    kept = next(candidate for candidate in candidates if candidate["seed"] == fit["kept_seed"])
+    ranks = [(other["kept_strength"], other["val_accuracy"], -other["val_loss"]) for other in candidates]
+    assert (kept["kept_strength"], kept["val_accuracy"], -kept["val_loss"]) == max(ranks)
+    assert registry.metrics("v1")["shrink"]["fraction"] == kept["kept_strength"]
+    assert fit["val_accuracy"] == kept["val_accuracy"] and f"kept seed {fit['kept_seed']}'s" in printed
 
     served = served_classifier("student")
     assert served.version == "v1" and served.config.architecture == FACE_HEAD_ARCHITECTURE
@@ -217,6 +227,9 @@ def test_without_ferplus_the_shipped_students_head_rehearses_the_shipped_feature
     assert fit["replay_faces"] == 0 and fit["feature_replay_rows"] == FaceHeadRecipe().synthetic_rows
     assert 0 <= fit["gate_replay_faces"] < fit["gate_store_faces"] <= 1 and "its domain gate is" in out
     assert read_config(registry.weights_folder("v1", "student")).model_kwargs["domain_gate"] is True
+    # nothing to shrink against: every head keeps its whole strength, and the validation faces choose among them
+    assert {candidate["kept_strength"] for candidate in fit["candidates"]} == {1.0}
+    assert fit["val_accuracy"] == max(candidate["val_accuracy"] for candidate in fit["candidates"])
     warnings = registry.record("v1")["warnings"]
     assert any("feature statistics shipped with the student" in warning for warning in warnings)
     assert any("benchmark not run" in warning for warning in warnings)
