@@ -33,24 +33,15 @@ from ..training.face_head import (
     fit_head,
     head_accuracy,
     head_inputs,
-    plain_student,
     save_face_head,
+    student_of,
 )
 from ..training.feature_replay import FeatureStatistics, synthetic_replay
-from .shrink import BISECTIONS, ShrinkResult, largest_fraction, probe_accuracy
+from .shrink import BISECTIONS, ShrinkProbe, ShrinkResult, largest_fraction, probe_accuracy
 
-__all__ = ["ShrinkProbe", "train_face_head"]
+__all__ = ["train_face_head"]
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ShrinkProbe:
-    """Faces the head must not get worse on (the benchmark, else FER+ training faces outside the replay sample)."""
-
-    faces: Dataset
-    source: str  # how the log and the job's record name them
-    tolerance: float  # the accuracy the head may cost on them
 
 
 @dataclass
@@ -78,10 +69,12 @@ def _fit_candidate(
     seed: int,
     current_accuracy: float | None,
     tolerance: float,
+    fit_gate: bool,
 ) -> _Fit:
-    """Fit the head on ``seed`` and find its strength: the largest whose probe accuracy is within ``tolerance``."""
+    """Fit the head on ``seed`` (and its gate, when ``fit_gate``) and find its strength: the largest whose probe
+    accuracy is within ``tolerance``."""
     faces, replayed, held_out, probe = inputs
-    fit = fit_head(model, faces, replayed, recipe, seed)
+    fit = fit_head(model, faces, replayed, recipe, seed, fit_gate=fit_gate)
     table: dict[str, float] = {}
     fraction = 1.0
     if probe is not None and current_accuracy is not None:
@@ -123,7 +116,8 @@ def train_face_head(
     student fine-tune records them), and the shrink's result (None without a probe)."""
     recipe = recipe or FaceHeadRecipe()
     started = time.perf_counter()
-    student, student_config = plain_student(current)
+    served = load_weights(current)
+    student, student_config = student_of(*served)
     real_replay = replay is not None and len(replay) > 0
     gated = recipe.domain_gate == "always" or (
         recipe.domain_gate == "feature-statistics" and not real_replay and statistics is not None
@@ -141,15 +135,16 @@ def train_face_head(
         held_out = head_inputs(model, config, validation.images, validation.label_indices)
     probed, current_accuracy = None, None
     if probe is not None and len(probe.faces):
-        current_accuracy = probe_accuracy(*load_weights(current), probe.faces)  # the served model, head and all
+        current_accuracy = probe_accuracy(*served, probe.faces)  # the served model, head and all
         probed = head_inputs(model, config, probe.faces.images, probe.faces.label_indices)
     features_seconds = time.perf_counter() - started
     inputs = (faces, replayed, held_out, probed)
     tolerance = probe.tolerance if probe is not None else 0.0
-    fits = [
-        _fit_candidate(model, inputs, recipe, fit_seed, current_accuracy, tolerance)
-        for fit_seed in recipe.candidate_seeds(seed)
+    fits = [  # the gate's fit has no seed: fitted with the first head, kept for the others
+        _fit_candidate(model, inputs, recipe, fit_seed, current_accuracy, tolerance, fit_gate=index == 0)
+        for index, fit_seed in enumerate(recipe.candidate_seeds(seed))
     ]
+    opened = {key: value for key, value in fits[0].fit.items() if key.startswith("gate_")}
     kept = max(fits, key=_Fit.rank)  # the first of equals: the job seed's own fit when nothing tells them apart
     model.head.load_state_dict(kept.head)
     if kept.fraction < 1.0:
@@ -164,7 +159,7 @@ def train_face_head(
         "features_seconds": round(features_seconds, 1),
         "train_loss": kept.fit["loss"],
         "train_accuracy": kept.fit["train_accuracy"],
-        **{key: round(value, 4) for key, value in kept.fit.items() if key.startswith("gate_")},
+        **{key: round(value, 4) for key, value in opened.items()},
         "kept_seed": kept.seed,
         "candidates": [
             {"seed": f.seed, "kept_strength": f.fraction, "val_accuracy": f.val_accuracy, "val_loss": f.val_loss}
@@ -182,10 +177,10 @@ def train_face_head(
         f" fitted to {100 * kept.fit['train_accuracy']:.1f} % on the store's training faces"
     )
     log(_choice_line(fits, kept, probe))
-    if "gate_store_faces" in kept.fit:
+    if "gate_store_faces" in opened:
         log(
-            f"face head: its domain gate is {100 * kept.fit['gate_store_faces']:.0f} % open on your training faces"
-            f" and {100 * kept.fit['gate_replay_faces']:.0f} % on the replay faces, so it corrects your kind of photo"
+            f"face head: its domain gate is {100 * opened['gate_store_faces']:.0f} % open on your training faces"
+            f" and {100 * opened['gate_replay_faces']:.0f} % on the replay faces, so it corrects your kind of photo"
             " and leaves FER+'s kind of face to the student"
         )
     training = {"face_head_fit": record}

@@ -41,8 +41,8 @@ from .datasets import (
     stored_face_side,
     with_model_targets,
 )
-from .face_head_stage import ShrinkProbe, train_face_head
-from .shrink import ShrinkResult, shrink_toward
+from .face_head_stage import train_face_head
+from .shrink import ShrinkProbe, ShrinkResult, shrink_toward
 from .state import JobCancelled, JobHandle
 
 __all__ = ["run_retrain", "distributed_context"]

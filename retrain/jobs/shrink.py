@@ -23,9 +23,18 @@ from core.weights import load_weights, save_weights
 
 from ..training import Dataset
 
-__all__ = ["ShrinkResult", "BISECTIONS", "largest_fraction", "probe_accuracy", "shrink_toward"]
+__all__ = ["ShrinkProbe", "ShrinkResult", "BISECTIONS", "largest_fraction", "probe_accuracy", "shrink_toward"]
 
 BISECTIONS = 4  # after the full candidate fails: halvings of [0, 1], so the fraction kept is a multiple of 1/16
+
+
+@dataclass(frozen=True)
+class ShrinkProbe:
+    """Faces a candidate must not get worse on (the benchmark, else FER+ training faces outside the replay sample)."""
+
+    faces: Dataset
+    source: str  # how the log and the job's record name them
+    tolerance: float  # the accuracy the candidate may cost on them
 
 
 @dataclass

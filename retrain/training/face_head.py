@@ -29,6 +29,7 @@ __all__ = [
     "HeadInputs",
     "face_head_model",
     "plain_student",
+    "student_of",
     "head_inputs",
     "fit_domain_gate",
     "fit_head",
@@ -118,7 +119,11 @@ def face_head_model(
 
 def plain_student(folder: Path) -> tuple[torch.nn.Module, ModelConfig]:
     """The student of a weights folder: itself, or the one inside a version that has a face head."""
-    model, config = load_weights(folder)
+    return student_of(*load_weights(folder))
+
+
+def student_of(model: torch.nn.Module, config: ModelConfig) -> tuple[torch.nn.Module, ModelConfig]:
+    """The student of a loaded model: itself, or the one inside a model that has a face head."""
     if config.architecture != FACE_HEAD_ARCHITECTURE:
         return model, config
     kwargs = config.model_kwargs
@@ -190,10 +195,16 @@ def fit_domain_gate(
 
 
 def fit_head(
-    model: StudentWithFaceHead, faces: HeadInputs, replay: HeadInputs | None, recipe: FaceHeadRecipe, seed: int
+    model: StudentWithFaceHead,
+    faces: HeadInputs,
+    replay: HeadInputs | None,
+    recipe: FaceHeadRecipe,
+    seed: int,
+    fit_gate: bool = True,
 ) -> dict[str, float]:
     """Fit ``model.head`` in place; its standardisation comes from the replay faces (else the user's). Without
-    replay faces (``None``) there is no distillation term, and a gate stays open."""
+    replay faces (``None``) there is no distillation term, and a gate stays open. ``fit_gate=False`` keeps a gate
+    already fitted on these same faces (its fit has no seed, so refitting it for another seed changes nothing)."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     head = model.head
@@ -204,9 +215,9 @@ def fit_head(
     torch.nn.init.zeros_(head.out.weight)
     torch.nn.init.zeros_(head.out.bias)
     gate_record: dict[str, float] = {}
-    if head.gate is not None and replay is not None:
+    if head.gate is not None and fit_gate and replay is not None:
         gate_record = fit_domain_gate(head, faces, replay, recipe)
-    elif head.gate is not None:  # nothing to tell the user's faces from: open everywhere
+    elif head.gate is not None and fit_gate:  # nothing to tell the user's faces from: open everywhere
         torch.nn.init.zeros_(head.gate.weight)
         torch.nn.init.constant_(head.gate.bias, GATE_OPEN)
     # the head is fitted ungated (its correction): the gate decides only where that correction applies
