@@ -60,6 +60,7 @@ def test_bench_reports_unseen_people_and_the_benchmark_before_and_after(
     assert printed["imported"]["photos"] == 3 * len(LABELS) * 2 and printed["imported"]["faces"] > 0
     assert printed["unseen_photos"] == 3 * len(LABELS) * 2
     assert printed["state"] == "succeeded" and printed["job_seconds"] > 0
+    assert printed["machine"]["cpu"] and printed["machine"]["torch_threads"] >= 1  # figures name their machine
     for name in ("unseen_before", "unseen_after", "benchmark_before", "benchmark_after"):
         assert 0.0 <= printed[name] <= 1.0
     assert printed["benchmark_measured_by"] == "the job"
@@ -77,7 +78,7 @@ def test_bench_without_benchmark_data_says_so(
     folder = _domain_folder(tmp_path / "photos", people=4)
     assert main(["retrain", "--bench", "--bench-data", str(folder), "--bench-store-people", "2"]) == 0
     out = capsys.readouterr().out
-    assert "unseen people (photo pipeline):" in out
+    assert "unseen people (photo pipeline):" in out and "torch threads" in out
     assert "benchmark FER2013Valid: not measured" in out
     assert "benchmark not run" in out and "no replay data" in out
     assert "no regression" not in out
@@ -107,6 +108,7 @@ def test_bench_over_seeds_runs_each_job_on_one_import_and_reports_the_spread(
     assert after["runs"] == 2 and after["min"] <= after["mean"] <= after["max"]
     assert {after["min"], after["max"]} == {first["unseen_after"], second["unseen_after"]}
     assert summary["promoted"] == first["promoted"] + second["promoted"] and summary["succeeded"] == 2
+    assert summary["machine"] == first["machine"]
 
     assert main(arguments) == 0
     out = capsys.readouterr().out
